@@ -1,0 +1,38 @@
+"""Test helpers: one scalable timeout, waiting on conditions, ccxt pointed at the simulator."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+# Slow CI gets more time without code edits: TEST_TIMEOUT_FACTOR=3 python -m pytest
+TIMEOUT_S = 5.0 * float(os.environ.get("TEST_TIMEOUT_FACTOR", "1"))
+
+# Every ccxt URL key that can carry a REST call (protocol notes §2, §8.1).
+CCXT_URL_KEYS = ("public", "private", "futuresPublic", "futuresPrivate", "utaPrivate", "uta", "utaV2",
+                 "webExchange", "broker", "earn")
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float = TIMEOUT_S, what: str = "condition") -> Any:
+    """Re-check predicate until it returns something truthy; fail clearly after timeout_s."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s:.1f}s waiting for {what}")
+        pause.wait(0.01)
+
+
+def ccxt_config(sim: Any, *, credentials: bool = True, **extra: Any) -> dict[str, Any]:
+    """ccxt.kucoinfutures options with only the URLs pointed at the simulator."""
+    config: dict[str, Any] = {"urls": {"api": {key: sim.url for key in CCXT_URL_KEYS}}, "timeout": 10_000}
+    if credentials:
+        config.update(apiKey=sim.credentials.api_key, secret=sim.credentials.api_secret,
+                      password=sim.credentials.api_passphrase)
+    config.update(extra)
+    return config
