@@ -83,8 +83,9 @@ class Book:
 
     def best_mm(self, side: Side) -> int | None:
         """Best price that has market-maker liquidity (what a taker order can hit)."""
-        for ticks in self.prices(side):
-            if self._levels[side][ticks].mm > 0:
+        keys, book = self._sorted[side], self._levels[side]
+        for ticks in (reversed(keys) if side == "buy" else keys):
+            if book[ticks].mm > 0:
                 return ticks
         return None
 
@@ -114,6 +115,8 @@ class Book:
         """Set the market maker's size at a price (0 removes it)."""
         if size < 0:
             raise ValueError("size must be >= 0")
+        if size == 0 and ticks not in self._levels[side]:
+            return
         level = self._level(side, ticks)
         if level.mm != size:
             level.mm = size

@@ -6,6 +6,7 @@ Not part of KuCoin's API. Used by benchmarks against `python -m kucoin_sim`, and
 from __future__ import annotations
 
 import orjson
+from .appkeys import SIM
 from aiohttp import web
 
 from .firehose import run_firehose
@@ -16,7 +17,7 @@ def _ok(data: object) -> web.Response:
 
 
 async def state(request: web.Request) -> web.Response:
-    sim = request.app["sim"]
+    sim = request.app[SIM]
     f = sim.faults
     return _ok({
         "connections": len(sim.hub.conns),
@@ -30,7 +31,7 @@ async def state(request: web.Request) -> web.Response:
 
 
 async def firehose(request: web.Request) -> web.Response:
-    sim = request.app["sim"]
+    sim = request.app[SIM]
     q = request.query
     symbols = q.get("symbols", "XBTUSDTM").split(",")
     rate = float(q["rate"]) if "rate" in q else None
@@ -39,14 +40,14 @@ async def firehose(request: web.Request) -> web.Response:
 
 
 async def drop_ws(request: web.Request) -> web.Response:
-    sim = request.app["sim"]
+    sim = request.app[SIM]
     n = sim.hub.drop_all()
     sim.faults.ws_dropped += n
     return _ok({"dropped": n})
 
 
 async def pause_market(request: web.Request) -> web.Response:
-    sim = request.app["sim"]
+    sim = request.app[SIM]
     sim._market_paused = request.query.get("paused", "true") == "true"
     return _ok({"paused": sim._market_paused})
 

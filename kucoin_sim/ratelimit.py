@@ -6,6 +6,7 @@ an exhausted pool answers HTTP 429 with code 429000.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 WINDOW_MS = 30_000
@@ -38,8 +39,8 @@ class Charge:
 class RateLimiter:
     """Per (pool, key) windows; key is the client IP for the public pool, the API key otherwise."""
 
-    def __init__(self, quotas: dict[str, int] | None = None, *, enabled: bool = True) -> None:
-        self.quotas = dict(POOL_QUOTAS if quotas is None else quotas)
+    def __init__(self, quotas: Mapping[str, int] | None = None, *, enabled: bool = True) -> None:
+        self.quotas = {**POOL_QUOTAS, **(quotas or {})}
         self.enabled = enabled
         self._windows: dict[tuple[str, str], _Window] = {}
         self.rejections = 0

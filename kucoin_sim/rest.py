@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+from .appkeys import SIM
 from aiohttp import web
 
 from . import auth
@@ -63,7 +64,7 @@ BULLETS = [
 
 
 async def _serve(request: web.Request, route: Route) -> web.Response:
-    sim = request.app["sim"]
+    sim = request.app[SIM]
     now_ms = sim.now_ms()
     method, path = request.method, request.path
     sim.record_request(method, path)

@@ -48,6 +48,18 @@ def _klines(ex: Any, p: dict[str, Any], now: int) -> Any:
     return ex.market.klines(_req(p, "symbol"), granularity, _int_or_none(p, "from"), _int_or_none(p, "to"), now)
 
 
+def _uta_position_tiers(ex: Any, p: dict[str, Any], now: int) -> list[dict[str, Any]]:
+    # ccxt >= 4.5.45 fetch_leverage_tiers reads the unified-account endpoint (strings throughout)
+    out = []
+    for symbol in str(_req(p, "symbol")).split(","):
+        for t in ex.market.risk_limit(symbol):
+            out.append({"symbol": symbol, "tier": t["level"], "maxSize": str(t["maxRiskLimit"]),
+                        "minSize": str(t["minRiskLimit"]), "maxLeverage": str(t["maxLeverage"]),
+                        "initialMarginRate": f"{t['initialMargin']:.10f}",
+                        "maintainMarginRate": f"{t['maintainMargin']:.10f}"})
+    return out
+
+
 def _tr(name: str) -> Handler:
     """A route served by the trading engine's method of the same name."""
     return lambda ex, p, now: getattr(ex.trading, name)(p, now)
@@ -83,6 +95,7 @@ PUBLIC: list[Route] = [
     Route("GET", "/api/v1/index/query", "public", 3, False, lambda ex, p, now: ex.market.index_query(p, now)),
     # Spot/UTA-host calls ccxt makes at load_markets (protocol notes §8.3): harmless empty answers.
     Route("GET", "/api/v3/currencies", "public", 3, False, lambda ex, p, now: []),
+    Route("GET", "/api/ua/v1/market/position-tiers", "public", 20, False, _uta_position_tiers),
 ]
 
 PRIVATE: list[Route] = [

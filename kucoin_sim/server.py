@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
+from .appkeys import SIM
 from aiohttp import web
 
 from . import control, rest
@@ -64,6 +65,7 @@ class Simulator:
         token_ttl_s: float = 86_400.0,
         # limits and time
         rate_limits: bool = True,
+        rate_limit_quotas: Mapping[str, int] | None = None,
         clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.host, self._port = host, port
@@ -74,7 +76,7 @@ class Simulator:
                              token_ttl_ms=int(token_ttl_s * 1000))
         self.tick_ms = tick_ms
         self.now_ms = clock_ms
-        self.limiter = RateLimiter(enabled=rate_limits)
+        self.limiter = RateLimiter(rate_limit_quotas, enabled=rate_limits)
         self.faults = Faults()
         self.requests: collections.Counter[tuple[str, str]] = collections.Counter()
         self.exchange: Exchange | None = None
@@ -157,7 +159,7 @@ class Simulator:
         self.hub = WsHub(known_symbols=set(self.exchange.market.symbols()),
                          user_id=self.exchange.trading.user_id, on_change=self.notify, **self._ws_args)
         app = web.Application(middlewares=[rest.not_found_middleware])
-        app["sim"] = self
+        app[SIM] = self
         app.router.add_get("/endpoint", ws_handler)
         control.add_routes(app)
         rest.add_routes(app)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from .appkeys import SIM
 from aiohttp import WSMsgType, web
 
 from .events import Event
@@ -238,7 +239,7 @@ class WsHub:
 
 
 async def ws_handler(request: web.Request) -> web.StreamResponse:
-    sim = request.app["sim"]
+    sim = request.app[SIM]
     hub: WsHub = sim.hub
     faults = sim.faults
     if faults.refuse_ws_remaining > 0:

@@ -1,0 +1,306 @@
+"""Pure tests: recorded KuCoin payloads (tests/fixtures) parsed into value types."""
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import pytest
+
+from kucoin_protocol import (
+    Ack,
+    BookDelta,
+    Candle,
+    FundingRate,
+    MarketData,
+    MarkIndex,
+    OrderBook,
+    Pong,
+    ProtocolError,
+    ServerError,
+    Side,
+    Ticker,
+    Trade,
+    Welcome,
+    WsEndpoint,
+    decode_frame,
+    parse_bullet,
+    parse_frame,
+    parse_rest_klines,
+    parse_rest_order_book,
+    parse_rest_ticker,
+)
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+RECEIVED_AT = 1234.5
+
+
+def payload(name: str) -> Any:
+    return json.loads((FIXTURES / f"{name}.json").read_text())["payload"]
+
+
+def frame_event(name: str) -> Any:
+    """Encode a fixture as the server would send it, then decode and parse it."""
+    raw = json.dumps(payload(name)).encode()
+    return parse_frame(decode_frame(raw), received_at=RECEIVED_AT)
+
+
+# -- REST --------------------------------------------------------------------------------------
+def test_parse_bullet_public():
+    endpoint = parse_bullet(payload("rest_bullet_public"))
+    assert endpoint == WsEndpoint(
+        url="wss://ws-api-futures.kucoin.com/",
+        token=payload("rest_bullet_public")["data"]["token"],
+        ping_interval_s=18.0,
+        ping_timeout_s=10.0,
+        encrypt=True,
+    )
+
+
+def test_ws_endpoint_repr_hides_token():
+    endpoint = parse_bullet(payload("rest_bullet_private"))
+    assert endpoint.token not in repr(endpoint)
+
+
+def test_parse_rest_ticker_converts_ns_to_ms():
+    assert parse_rest_ticker(payload("rest_ticker"), received_at=RECEIVED_AT) == Ticker(
+        symbol="BTC/USD:BTC", bid=67169.6, bid_size=32345, ask=67169.7, ask_size=7251,
+        last=67158.4, last_size=2936, ts_ms=1729163001780, received_at=RECEIVED_AT,
+        source="rest", sequence=1697895100310,
+    )
+
+
+def test_parse_rest_klines_rows_in_ms_oldest_first():
+    candles = parse_rest_klines(payload("rest_kline_query"), received_at=RECEIVED_AT)
+    assert candles == (
+        Candle(1728576000000, 60791.1, 61035.0, 58940.0, 60300.0, 5501167.0, RECEIVED_AT, "rest"),
+        Candle(1728604800000, 60299.9, 60924.1, 60077.4, 60666.1, 1220980.0, RECEIVED_AT, "rest"),
+        Candle(1728633600000, 60665.7, 62436.8, 60650.1, 62255.1, 3386359.0, RECEIVED_AT, "rest"),
+    )
+
+
+def test_parse_rest_klines_sorts_descending_rows():
+    body = {"code": "200000", "data": [[1728604800000, 2, 2, 2, 2, 2], [1728576000000, 1, 1, 1, 1, 1]]}
+    assert [c.ts_ms for c in parse_rest_klines(body, received_at=0.0)] == [1728576000000, 1728604800000]
+
+
+def test_parse_rest_order_book_numbers():
+    assert parse_rest_order_book(payload("rest_level2_snapshot"), received_at=RECEIVED_AT) == OrderBook(
+        symbol="BTC/USD:BTC",
+        bids=((66968.0, 2), (66964.8, 25596)),
+        asks=((66968.1, 13501), (66968.7, 2032)),
+        sequence=1697895963339, ts_ms=1729168101216, received_at=RECEIVED_AT, source="rest",
+    )
+
+
+def test_parse_rest_order_book_string_prices_classic_docs():
+    assert parse_rest_order_book(payload("rest_level2_snapshot_classic"), received_at=RECEIVED_AT) == OrderBook(
+        symbol="BTC/USD:BTC",
+        bids=((3200.0, 800), (3100.0, 100)),
+        asks=((5000.0, 1000), (6000.0, 1983)),
+        sequence=100, ts_ms=1604643655040, received_at=RECEIVED_AT, source="rest",
+    )
+
+
+def test_parse_rest_depth_endpoint_same_shape():
+    book = parse_rest_order_book(payload("rest_level2_depth"), received_at=RECEIVED_AT)
+    assert (book.sequence, book.bids[0], book.asks[0]) == (1697895963339, (66968.0, 2), (66968.1, 13501))
+
+
+# -- WebSocket control frames ------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "expected"), [
+    ("ws_welcome", Welcome(connect_id="hQvf8jkno")),
+    ("ws_ack", Ack(id="1545910660739")),
+    ("ws_pong", Pong(id="1545910590801")),
+    ("ws_error_404_topic_not_found",
+     ServerError(id="1551623050668", code=404, message="topic /market/level2:BSV-BTC is not found")),
+    ("ws_error_401_token_expired", ServerError(id=None, code=401, message="token is expired")),
+    ("ws_error_509_too_many_topics",
+     ServerError(id="xxxx", code=509, message="exceed max subscription count limitation of 100 per time")),
+    ("ws_error_509_permits", ServerError(id=None, code=509, message="exceed max permits per second")),
+    ("ws_error_415_type_not_supported", ServerError(id="1", code=415, message="type is not supported")),
+])
+def test_parse_frame_control(name, expected):
+    assert frame_event(name) == expected
+
+
+# -- WebSocket pushes --------------------------------------------------------------------------
+def test_parse_ticker_v2_has_no_last_trade():
+    assert frame_event("ws_ticker_v2") == MarketData(
+        topic="/contractMarket/tickerV2:XBTUSDTM", subject="tickerV2",
+        value=Ticker(symbol="BTC/USDT:USDT", bid=88987.4, bid_size=713, ask=88987.5, ask_size=1037,
+                     last=None, last_size=None, ts_ms=1731665526461, received_at=RECEIVED_AT,
+                     source="websocket", sequence=1709284589209),
+    )
+
+
+def test_parse_ticker_v1():
+    assert frame_event("ws_ticker") == MarketData(
+        topic="/contractMarket/ticker:XBTUSDTM", subject="ticker",
+        value=Ticker(symbol="BTC/USDT:USDT", bid=90147.7, bid_size=2186, ask=90147.8, ask_size=275,
+                     last=90147.7, last_size=1, ts_ms=1731679215637, received_at=RECEIVED_AT,
+                     source="websocket", sequence=1793133570931),
+    )
+
+
+def test_parse_level2_delta():
+    assert frame_event("ws_level2") == MarketData(
+        topic="/contractMarket/level2:XBTUSDTM", subject="level2",
+        value=BookDelta(symbol="BTC/USDT:USDT", sequence=1709400450243, price=90631.2,
+                        side=Side.SELL, size=2, ts_ms=1731897467182),
+    )
+
+
+def test_parse_level2_depth5():
+    assert frame_event("ws_level2_depth5") == MarketData(
+        topic="/contractMarket/level2Depth5:XBTUSDTM", subject="level2",
+        value=OrderBook(
+            symbol="BTC/USDT:USDT",
+            bids=((89720.9, 513), (89720.8, 12), (89718.6, 113), (89718.4, 19), (89718.3, 7)),
+            asks=((89721.0, 906), (89721.1, 203), (89721.4, 113), (89723.2, 113), (89725.4, 113)),
+            sequence=1709294294670, ts_ms=1731680019100, received_at=RECEIVED_AT, source="websocket",
+        ),
+    )
+
+
+def test_parse_level2_depth50():
+    assert frame_event("ws_level2_depth50").value == OrderBook(
+        symbol="BTC/USDT:USDT", bids=((89778.6, 1534), (89778.2, 54)), asks=((89778.7, 854), (89779.2, 4)),
+        sequence=1709294490099, ts_ms=1731680249700, received_at=RECEIVED_AT, source="websocket",
+    )
+
+
+def test_parse_level2_depth_classic_ns_ts_without_timestamp():
+    """The classic docs' depth push has only ``ts`` in nanoseconds and string sizes."""
+    message = {"type": "message", "topic": "/contractMarket/level2Depth5:XBTUSDM", "subject": "level2",
+               "data": {"asks": [["9993", "3"]], "bids": [["9988", "56"]], "sequence": 7,
+                        "ts": 1590634672060667000}}
+    book = parse_frame(message, received_at=0.0).value
+    assert (book.symbol, book.bids, book.asks, book.ts_ms) == (
+        "BTC/USD:BTC", ((9988.0, 56),), ((9993.0, 3),), 1590634672060)
+
+
+def test_parse_execution():
+    assert frame_event("ws_execution") == MarketData(
+        topic="/contractMarket/execution:XBTUSDTM", subject="match",
+        value=Trade(symbol="BTC/USDT:USDT", trade_id="1794100537695", price=90503.9, size=2,
+                    side=Side.BUY, ts_ms=1731898619520, sequence=1794100537695,
+                    received_at=RECEIVED_AT, source="websocket"),
+    )
+
+
+def test_parse_candle_reorders_fields_and_converts_seconds():
+    """WS order is [start s, open, close, high, low, v5, amount]; volume is index 6."""
+    message = {"type": "message", "topic": "/contractMarket/limitCandle:XBTUSDTM_1min",
+               "subject": "candle.stick",
+               "data": {"symbol": "XBTUSDTM", "candles": ["1731898200", "10", "11", "12", "9", "999", "21"],
+                        "time": 1731898208357}}
+    assert parse_frame(message, received_at=RECEIVED_AT).value == Candle(
+        ts_ms=1731898200000, open=10.0, high=12.0, low=9.0, close=11.0, volume=21.0,
+        received_at=RECEIVED_AT, source="websocket",
+    )
+
+
+def test_parse_candle_fixture():
+    assert frame_event("ws_candle") == MarketData(
+        topic="/contractMarket/limitCandle:XBTUSDTM_1min", subject="candle.stick",
+        value=Candle(1731898200000, 90638.6, 90638.6, 90638.6, 90638.6, 21.0, RECEIVED_AT, "websocket"),
+    )
+
+
+def test_parse_mark_index():
+    assert frame_event("ws_instrument_mark_index") == MarketData(
+        topic="/contract/instrument:XBTUSDTM", subject="mark.index.price",
+        value=MarkIndex(symbol="BTC/USDT:USDT", mark_price=90445.02, index_price=90445.02,
+                        ts_ms=1731899129000, received_at=RECEIVED_AT, source="websocket"),
+    )
+
+
+def test_parse_funding_rate_without_type_key():
+    """The classic docs' push has no "type": it is still read as a message."""
+    assert frame_event("ws_instrument_funding_rate") == MarketData(
+        topic="/contract/instrument:XBTUSDM", subject="funding.rate",
+        value=FundingRate(symbol="BTC/USD:BTC", funding_rate=-0.002966, granularity_ms=60000,
+                          ts_ms=1551770400000, received_at=RECEIVED_AT, source="websocket"),
+    )
+
+
+@pytest.mark.parametrize("name", [
+    "ws_trade_orders", "ws_trade_orders_match", "ws_wallet", "ws_wallet_available_balance",
+    "ws_position_change", "ws_stop_order", "ws_snapshot_24h", "ws_announcement_funding_begin",
+])
+def test_parse_frame_unknown_subject_yields_nothing(name):
+    assert frame_event(name) is None
+
+
+def test_parse_frame_unknown_type_yields_nothing():
+    assert parse_frame({"type": "notice", "id": "1"}, received_at=0.0) is None
+
+
+def test_parse_frame_accepts_str_and_numeric_ids():
+    assert parse_frame(decode_frame('{"id": 1545910660739, "type": "ack"}'), received_at=0.0) == Ack(
+        id="1545910660739")
+
+
+# -- Malformed input -----------------------------------------------------------------------------
+def _push(topic: str, subject: str, data: Any) -> bytes:
+    return json.dumps({"type": "message", "topic": topic, "subject": subject, "data": data}).encode()
+
+
+TICKER_DATA = payload("ws_ticker_v2")["data"]
+
+
+@pytest.mark.parametrize("raw", [
+    b"not json",
+    b"",
+    b"[1, 2]",
+    b'{"type": "ack"}',
+    b'{"type": "error", "code": "x"}',
+    b'{"type": "message", "subject": "tickerV2", "data": {}}',
+    _push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", None),
+    _push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {**TICKER_DATA, "bestBidPrice": "abc"}),
+    _push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {**TICKER_DATA, "bestBidPrice": "NaN"}),
+    _push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {**TICKER_DATA, "bestBidSize": 1.5}),
+    _push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {**TICKER_DATA, "bestBidSize": True}),
+    _push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {**TICKER_DATA, "symbol": "XBTMH26"}),
+    _push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {k: v for k, v in TICKER_DATA.items() if k != "ts"}),
+    _push("/contractMarket/level2:XBTUSDTM", "level2", {"sequence": 1, "change": "1,buy", "timestamp": 1}),
+    _push("/contractMarket/level2:XBTUSDTM", "level2", {"sequence": 1, "change": "1,hold,2", "timestamp": 1}),
+    _push("/contractMarket/level2:XBTUSDTM,ETHUSDTM", "level2",
+          {"sequence": 1, "change": "1,buy,2", "timestamp": 1}),
+    _push("/contractMarket/level2:FOO", "level2", {"sequence": 1, "change": "1,buy,2", "timestamp": 1}),
+    _push("/contractMarket/level2Depth5:XBTUSDTM", "level2", {"bids": [["1", 2, 3]], "asks": [], "sequence": 1,
+                                                              "timestamp": 1}),
+    _push("/contractMarket/limitCandle:XBTUSDTM_1min", "candle.stick", {"candles": ["1", "2", "3"]}),
+    _push("/contractMarket/limitCandle:XBTUSDTM_1min", "candle.stick", {"candles": "1,2,3,4,5,6,7"}),
+    _push("/contractMarket/execution:XBTUSDTM", "match", {**payload("ws_execution")["data"], "side": "x"}),
+    _push("/contract/instrument:XBTUSDTM", "mark.index.price", {"markPrice": 1.0}),
+])
+def test_on_malformed_frame_raises_protocol_error(raw):
+    with pytest.raises(ProtocolError):
+        parse_frame(decode_frame(raw), received_at=0.0)
+
+
+@pytest.mark.parametrize(("parser", "body"), [
+    (parse_rest_ticker, "not a dict"),
+    (parse_rest_ticker, {"data": {}}),
+    (parse_rest_ticker, {"code": 200000, "data": {}}),
+    (parse_rest_ticker, {"code": "200000", "data": None}),
+    (parse_rest_klines, {"code": "200000", "data": [[1728576000000, 1, 2, 3, 4]]}),
+    (parse_rest_klines, {"code": "200000", "data": {"rows": []}}),
+    (parse_rest_order_book, {"code": "200000", "data": {"symbol": "XBTUSDTM", "bids": [[1]], "asks": [],
+                                                        "sequence": 1, "ts": 1}}),
+    (parse_bullet, {"code": "200000", "data": {"token": "t", "instanceServers": []}}),
+    (parse_bullet, {"code": "200000", "data": {"token": "t", "instanceServers": [
+        {"endpoint": "https://x/", "encrypt": True, "pingInterval": 1, "pingTimeout": 1}]}}),
+    (parse_bullet, {"code": "200000", "data": {"token": "t", "instanceServers": [
+        {"endpoint": "ws://x/", "encrypt": "true", "pingInterval": 1, "pingTimeout": 1}]}}),
+    (parse_bullet, {"code": "200000", "data": {"token": "t", "instanceServers": [
+        {"endpoint": "ws://x/", "encrypt": False, "pingInterval": 0, "pingTimeout": 1}]}}),
+])
+def test_malformed_rest_payload_raises_protocol_error(parser, body):
+    with pytest.raises(ProtocolError):
+        if parser is parse_bullet:
+            parser(body)
+        else:
+            parser(body, received_at=0.0)
