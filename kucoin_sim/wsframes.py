@@ -91,9 +91,13 @@ def _msg(topic: str, subject: str, data: object, sn: int | None = None) -> bytes
     return orjson.dumps(body)
 
 
-def _private(topic: str, subject: str, data: object, user_id: str) -> bytes:
-    return orjson.dumps({"topic": topic, "type": "message", "subject": subject,
-                         "channelType": "private", "userId": user_id, "data": data})
+def _private(topic: str, subject: str, data: dict, user_id: str) -> bytes:
+    msg = {"topic": topic, "type": "message", "subject": subject}
+    if topic == "/contractAccount/wallet":
+        # wallet pushes carry a message id in KuCoin's example; derive one from the version
+        msg["id"] = format(int(data.get("version") or data.get("timestamp") or 0), "024x")
+    msg.update(channelType="private", userId=user_id, data=data)
+    return orjson.dumps(msg)
 
 
 def event_topics(event: Event) -> tuple[str, ...]:
@@ -175,7 +179,8 @@ def event_payload(event: Event, topic: str, user_id: str) -> bytes:
 
 
 def depth_payload(topic: str, data: dict) -> bytes:
-    return _msg(topic, "level2", data)
+    # level2Depth5/50 carry sn = the ms timestamp, not the book sequence (protocol notes §9.4)
+    return _msg(topic, "level2", data, data.get("timestamp"))
 
 
 def ws_frame(payload: bytes) -> bytes:
