@@ -1,0 +1,203 @@
+"""Settings of the library and the bot, loaded once from `.env` under the real environment.
+
+    settings = load_settings()            # reads ./.env, then the process environment wins
+    settings = load_settings({"DRY_RUN": "false"}, dotenv_path=None)   # explicit, for tests
+
+Every key is documented in `.env.example`. A missing or malformed value raises ConfigError naming
+the variable and what is expected. Defaults live only in the Settings field defaults. Secrets are
+kept out of repr() and never appear in an error message.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from kucoin_errors import ConfigError
+
+DEFAULT_FUTURES_URL = "https://api-futures.kucoin.com"
+TIMEFRAMES = ("1m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "1w")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Validated settings; build with load_settings(). Units are in the names."""
+
+    # credentials (all three or none); repr=False keeps them out of logs and tracebacks
+    api_key: str | None = field(default=None, repr=False)
+    api_secret: str | None = field(default=None, repr=False)
+    api_passphrase: str | None = field(default=None, repr=False)
+    futures_url: str = DEFAULT_FUTURES_URL
+    enable_websocket: bool = True
+    dry_run: bool = True  # paper trading unless explicitly set to false (and keys are given)
+    # universe
+    symbols: tuple[str, ...] = ()  # empty: every active USDT-margined perpetual above the floor
+    min_volume_usdt: float = 10_000_000.0  # 24 h turnover floor for the universe
+    max_symbols: int = 30
+    timeframe: str = "5m"
+    # risk
+    leverage: int = 3
+    risk_per_trade: float = 0.01  # fraction of equity lost if the stop is hit
+    max_open_positions: int = 3
+    daily_loss_limit: float = 0.05  # fraction of the day's starting equity; then no new entries
+    flatten_on_daily_loss: bool = False
+    stop_atr_multiple: float = 2.0
+    take_profit_atr_multiple: float = 3.0
+    trailing_atr_multiple: float = 0.0  # 0 disables the trailing stop
+    max_data_age_s: float = 10.0  # no new entry on data older than this
+    # bot
+    strategy: str = "strategy:trend_momentum"  # module:function
+    scan_interval_s: float = 30.0
+    journal_path: str = "bot_journal.sqlite3"
+    log_level: str = "INFO"
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.api_key is not None
+
+    @property
+    def live(self) -> bool:
+        """Real orders: only with keys and DRY_RUN=false."""
+        return self.has_credentials and not self.dry_run
+
+
+# -- parsers: each returns the value or raises ValueError with what is expected ---------------
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("a non-empty value")
+    return raw.strip()
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("true or false")
+
+
+def _number(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"a number in {'(' if low_open else '['}{low:g}, {high:g}]") from None
+        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+            raise ValueError(f"a number in {'(' if low_open else '['}{low:g}, {high:g}]")
+        return value
+    return parse
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        text = raw.strip()
+        if not text.lstrip("+").isdigit() or not low <= int(text) <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return int(text)
+    return parse
+
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip()
+        if value not in options:
+            raise ValueError("one of " + ", ".join(options))
+        return value
+    return parse
+
+
+def _url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError("an http(s) base URL without a path, e.g. https://api-futures.kucoin.com")
+    return raw.strip().rstrip("/")
+
+
+def _symbols(raw: str) -> tuple[str, ...]:
+    items = tuple(s.strip() for s in raw.split(",") if s.strip())
+    for item in items:
+        base, _, rest = item.partition("/")
+        quote, _, settle = rest.partition(":")
+        if not (base and quote and settle):
+            raise ValueError(f"comma-separated ccxt symbols like BTC/USDT:USDT (got {item!r})")
+    return items
+
+
+def _strategy(raw: str) -> str:
+    module, _, func = raw.strip().partition(":")
+    if not module or not func or not all(p.isidentifier() for p in (*module.split("."), func)):
+        raise ValueError("module:function, e.g. strategy:trend_momentum")
+    return raw.strip()
+
+
+# variable -> (Settings field, parser)
+_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "KUCOIN_API_KEY": ("api_key", _text),
+    "KUCOIN_API_SECRET": ("api_secret", _text),
+    "KUCOIN_API_PASSPHRASE": ("api_passphrase", _text),
+    "KUCOIN_FUTURES_URL": ("futures_url", _url),
+    "ENABLE_WEBSOCKET": ("enable_websocket", _bool),
+    "DRY_RUN": ("dry_run", _bool),
+    "SYMBOLS": ("symbols", _symbols),
+    "MIN_VOLUME_USDT": ("min_volume_usdt", _number(0, 1e15)),
+    "MAX_SYMBOLS": ("max_symbols", _integer(1, 500)),
+    "TIMEFRAME": ("timeframe", _choice(TIMEFRAMES)),
+    "LEVERAGE": ("leverage", _integer(1, 125)),
+    "RISK_PER_TRADE": ("risk_per_trade", _number(0, 0.1, low_open=True)),
+    "MAX_OPEN_POSITIONS": ("max_open_positions", _integer(1, 100)),
+    "DAILY_LOSS_LIMIT": ("daily_loss_limit", _number(0, 1, low_open=True)),
+    "FLATTEN_ON_DAILY_LOSS": ("flatten_on_daily_loss", _bool),
+    "STOP_ATR_MULTIPLE": ("stop_atr_multiple", _number(0, 50, low_open=True)),
+    "TAKE_PROFIT_ATR_MULTIPLE": ("take_profit_atr_multiple", _number(0, 100, low_open=True)),
+    "TRAILING_ATR_MULTIPLE": ("trailing_atr_multiple", _number(0, 50)),
+    "MAX_DATA_AGE_S": ("max_data_age_s", _number(0, 3600, low_open=True)),
+    "STRATEGY": ("strategy", _strategy),
+    "SCAN_INTERVAL_S": ("scan_interval_s", _number(0, 86400, low_open=True)),
+    "JOURNAL_PATH": ("journal_path", _text),
+    "LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
+}
+SECRET_VARIABLES = frozenset({"KUCOIN_API_KEY", "KUCOIN_API_SECRET", "KUCOIN_API_PASSPHRASE"})
+assert {f for f, _ in _VARIABLES.values()} == {f.name for f in fields(Settings)}
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | None = ".env") -> Settings:
+    """Return validated Settings from `env` (default: os.environ) over the .env file's values.
+
+    Raises:
+        ConfigError: a value is malformed, or the credentials are incomplete; `variable` names it.
+    """
+    merged: dict[str, str] = {}
+    if dotenv_path is not None and os.path.exists(dotenv_path):
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    for variable, (name, parse) in _VARIABLES.items():
+        raw = merged.get(variable)
+        if raw is None or not raw.strip():
+            continue  # unset or empty: the default applies (an empty secret means "no credentials")
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            shown = "" if variable in SECRET_VARIABLES else f" (got {raw!r})"
+            raise ConfigError(f"{variable} must be {exc}{shown}", variable=variable) from None
+    _check_credentials(values)
+    return Settings(**values)
+
+
+def _check_credentials(values: dict[str, Any]) -> None:
+    given = [v for v in ("KUCOIN_API_KEY", "KUCOIN_API_SECRET", "KUCOIN_API_PASSPHRASE")
+             if values.get(_VARIABLES[v][0]) is not None]
+    if given and len(given) != 3:
+        missing = next(v for v in ("KUCOIN_API_KEY", "KUCOIN_API_SECRET", "KUCOIN_API_PASSPHRASE")
+                       if v not in given)
+        raise ConfigError(f"{missing} must be set when any KuCoin credential is set "
+                          "(key, secret and passphrase go together)", variable=missing)

@@ -1,0 +1,105 @@
+"""config.py: defaults, .env under the environment, and a clear error for each bad value."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config import DEFAULT_FUTURES_URL, Settings, load_settings
+from kucoin_errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_without_any_setting() -> None:
+    assert load_settings({}, dotenv_path=None) == Settings()
+    s = Settings()
+    assert (s.futures_url, s.enable_websocket, s.dry_run, s.live) == (DEFAULT_FUTURES_URL, True, True, False)
+
+
+def test_env_example_documents_every_key_and_loads_to_defaults(tmp_path: Path) -> None:
+    example = (ROOT / ".env.example").read_text()
+    from config import _VARIABLES
+
+    keys = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
+    assert keys == set(_VARIABLES)
+    assert load_settings({}, dotenv_path=str(ROOT / ".env.example")) == Settings()
+
+
+def test_environment_overrides_dotenv(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("LEVERAGE=5\nTIMEFRAME=1h\n")
+    s = load_settings({"LEVERAGE": "7"}, dotenv_path=str(dotenv))
+    assert (s.leverage, s.timeframe) == (7, "1h")
+
+
+def test_parsed_values() -> None:
+    s = load_settings({"ENABLE_WEBSOCKET": "False", "DRY_RUN": "no", "SYMBOLS": "BTC/USDT:USDT, ETH/USDT:USDT",
+                       "KUCOIN_FUTURES_URL": "http://127.0.0.1:8080/", "LOG_LEVEL": "debug",
+                       "KUCOIN_API_KEY": "k", "KUCOIN_API_SECRET": "s", "KUCOIN_API_PASSPHRASE": "p"},
+                      dotenv_path=None)
+    assert (s.enable_websocket, s.dry_run, s.live) == (False, False, True)
+    assert s.symbols == ("BTC/USDT:USDT", "ETH/USDT:USDT")
+    assert (s.futures_url, s.log_level) == ("http://127.0.0.1:8080", "DEBUG")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("ENABLE_WEBSOCKET", "maybe", "true or false"),
+        ("DRY_RUN", "2", "true or false"),
+        ("KUCOIN_FUTURES_URL", "api-futures.kucoin.com", "http(s) base URL"),
+        ("KUCOIN_FUTURES_URL", "https://host/api/v1", "without a path"),
+        ("SYMBOLS", "BTCUSDT", "ccxt symbols"),
+        ("MIN_VOLUME_USDT", "-1", "a number in"),
+        ("MAX_SYMBOLS", "0", "whole number from 1"),
+        ("TIMEFRAME", "3m", "one of 1m"),
+        ("LEVERAGE", "2.5", "whole number"),
+        ("LEVERAGE", "126", "whole number from 1 to 125"),
+        ("RISK_PER_TRADE", "0", "a number in (0"),
+        ("RISK_PER_TRADE", "nan", "a number"),
+        ("MAX_OPEN_POSITIONS", "abc", "whole number"),
+        ("DAILY_LOSS_LIMIT", "1.5", "a number in (0, 1]"),
+        ("FLATTEN_ON_DAILY_LOSS", "y", "true or false"),
+        ("STOP_ATR_MULTIPLE", "0", "a number in (0"),
+        ("TAKE_PROFIT_ATR_MULTIPLE", "inf", "a number"),
+        ("TRAILING_ATR_MULTIPLE", "-0.5", "a number in [0"),
+        ("MAX_DATA_AGE_S", "0", "a number in (0"),
+        ("STRATEGY", "strategy", "module:function"),
+        ("SCAN_INTERVAL_S", "fast", "a number"),
+        ("LOG_LEVEL", "LOUD", "one of DEBUG"),
+    ],
+)
+def test_each_bad_value_names_the_variable(variable: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings({variable: value}, dotenv_path=None)
+    assert err.value.variable == variable
+    assert str(err.value).startswith(variable) and expected in str(err.value)
+
+
+@pytest.mark.parametrize("missing", ["KUCOIN_API_KEY", "KUCOIN_API_SECRET", "KUCOIN_API_PASSPHRASE"])
+def test_incomplete_credentials_are_refused(missing: str) -> None:
+    env = {"KUCOIN_API_KEY": "key-123", "KUCOIN_API_SECRET": "secret-456", "KUCOIN_API_PASSPHRASE": "pass-789"}
+    del env[missing]
+    with pytest.raises(ConfigError) as err:
+        load_settings(env, dotenv_path=None)
+    assert err.value.variable == missing
+    for secret in env.values():
+        assert secret not in str(err.value)
+
+
+def test_secrets_never_in_repr_or_errors() -> None:
+    env = {"KUCOIN_API_KEY": "key-AAA", "KUCOIN_API_SECRET": "secret-BBB", "KUCOIN_API_PASSPHRASE": "pass-CCC"}
+    s = load_settings(env, dotenv_path=None)
+    assert s.api_secret == "secret-BBB"
+    for secret in env.values():
+        assert secret not in repr(s) and secret not in str(s)
+    with pytest.raises(ConfigError) as err:
+        load_settings({**env, "KUCOIN_API_SECRET": "   "}, dotenv_path=None)
+    for secret in env.values():
+        assert secret not in str(err.value)
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(AttributeError):
+        Settings().leverage = 10  # type: ignore[misc]
