@@ -29,6 +29,7 @@ from enum import IntEnum
 # -- Constants ---------------------------------------------------------------------------------
 
 DEFAULT_WINDOW_S = 30.0  # KuCoin resource pools: one quota per 30 s window (protocol notes §5.1)
+WINDOW_MATCH_SLACK_S = 1.0  # header reset vs our window end: same window within this
 DEFAULT_RESERVE_FRACTION = 0.1  # share of each pool kept for CRITICAL calls
 OVERLOAD_BACKOFF_INITIAL_S = 0.5  # first pause after a 429 that carries no rate-limit headers
 OVERLOAD_BACKOFF_CAP_S = 8.0
@@ -148,20 +149,27 @@ def start_call(state: PoolState, cost: int, now: float) -> PoolState:
 
 
 def apply_headers(state: PoolState, *, limit: int, remaining: int, reset_ms: int, now: float) -> PoolState:
-    """Return the state the server reports in its gw-ratelimit-* headers.
+    """Return the state corrected by the server's gw-ratelimit-* headers.
 
-    The server's numbers replace ours, and a response with headers ends an overload backoff.
-    Calls still in flight when the response left the server are not in its ``remaining``; a
-    429 corrects the difference.
+    A header that belongs to a new window (ours ended, or never started) is adopted as it is.
+    Within the window we track, the lower of the two counts wins: the server's ``remaining``
+    does not include calls still in flight when its response left, and answers of concurrent
+    calls can arrive out of order, so adopting it blindly would overshoot into the reserve. Any
+    response with headers ends an overload backoff.
     """
     _check_int("limit", limit, minimum=1)
     _check_int("remaining", remaining, minimum=0)
     _check_int("reset_ms", reset_ms, minimum=0)
+    server_remaining = min(remaining, limit)
+    server_end = now + reset_ms / 1000.0
+    # same window: ours is open and the server's ends when ours does (1 s of clock slack)
+    same_window = (state.window_end is not None and now < state.window_end
+                   and server_end <= state.window_end + WINDOW_MATCH_SLACK_S)
     return dataclasses.replace(
         state,
         limit=limit,
-        remaining=min(remaining, limit),
-        window_end=now + reset_ms / 1000.0,
+        remaining=min(server_remaining, state.remaining) if same_window else server_remaining,
+        window_end=server_end,
         overload_until=0.0,
         overload_strikes=0,
     )

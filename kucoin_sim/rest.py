@@ -73,7 +73,10 @@ async def _serve(request: web.Request, route: Route) -> web.Response:
     charge: Charge = sim.limiter.charge(route.pool, key, route.weight, now_ms)
     rule = sim.faults.take_fail(method, path)
     if rule is not None:
-        headers = Charge(True, charge.limit, 0, charge.reset_ms).headers() if rule.rate_headers else None
+        headers = None
+        if rule.rate_headers:  # a 429 reports the pool as exhausted; anything else the real count
+            shown = Charge(True, charge.limit, 0, charge.reset_ms) if rule.status == 429 else charge
+            headers = shown.headers()
         return error_response(SimError(rule.status, rule.code, rule.msg), headers)
     if not charge.allowed:
         return error_response(SimError(429, "429000", TOO_MANY), charge.headers())

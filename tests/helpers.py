@@ -36,3 +36,36 @@ def ccxt_config(sim: Any, *, credentials: bool = True, **extra: Any) -> dict[str
                       password=sim.credentials.api_passphrase)
     config.update(extra)
     return config
+
+
+def start_gateway(sim: Any, *, timeout_ms: int = 10_000, credentials: Any = None, **gateway_kwargs: Any) -> Any:
+    """A started RestGateway whose exchange is built like production's, pointed at the simulator."""
+    from kucoin_rest import RestGateway, build_exchange  # here: conftest imports helpers, not ccxt
+
+    creds = credentials if credentials is not None else sim.credentials
+    exchange = build_exchange(sim.url, api_key=creds.api_key, api_secret=creds.api_secret,
+                              api_passphrase=creds.api_passphrase, timeout_ms=timeout_ms)
+    gateway = RestGateway(exchange, **gateway_kwargs)
+    gateway.start()
+    return gateway
+
+
+class StartLog:
+    """An executor on_start callback recording (priority, label) in start order."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple[Any, str]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, priority: Any, label: str) -> None:
+        with self._lock:
+            self.starts.append((priority, label))
+
+    def snapshot(self) -> list[tuple[Any, str]]:
+        with self._lock:
+            return list(self.starts)
+
+
+def open_fd_count() -> int:
+    """Number of file descriptors this process has open (Linux /proc)."""
+    return len(os.listdir("/proc/self/fd"))

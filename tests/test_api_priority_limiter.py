@@ -231,3 +231,14 @@ def test_resource_pools_tracks_each_pool_independently():
     }
     assert pools.delay(Priority.NORMAL, "public", 1, T0 + 2.0) == 9.0
     assert pools.delay(Priority.NORMAL, "futures", 1, T0 + 2.0) == 0.5
+
+
+def test_apply_headers_within_our_window_keeps_the_lower_count():
+    """Answers of concurrent calls arrive out of order: a stale, higher remaining must not win."""
+    state = apply_headers(fresh(2000), limit=2000, remaining=100, reset_ms=20_000, now=T0)
+    stale = apply_headers(state, limit=2000, remaining=400, reset_ms=19_500, now=T0 + 0.5)
+    assert stale.remaining == 100
+    lower = apply_headers(state, limit=2000, remaining=60, reset_ms=19_000, now=T0 + 1.0)
+    assert lower.remaining == 60
+    new_window = apply_headers(state, limit=2000, remaining=1990, reset_ms=29_000, now=T0 + 1.0)
+    assert new_window.remaining == 1990

@@ -1,0 +1,335 @@
+"""KuCoinClient: the library's facade for KuCoin Futures (USDT-margined perpetuals and more).
+
+    from kucoin_client import KuCoinClient
+
+    with KuCoinClient(api_key, api_secret, api_passphrase) as client:
+        client.get_ticker("BTC/USDT:USDT")              # {"bid": ..., "source": "websocket"}
+        client.get_ohlcv("BTC/USDT:USDT", "1m", limit=100)
+        client.create_market_order("BTC/USDT:USDT", "buy", 1, leverage=5)
+
+Market data (`get_ticker`, `get_ohlcv`, `get_order_book`) is served from the WebSocket cache when
+it is fresh — ticker and book within 10 s, candles when the newest one was refreshed within half
+a candle — and otherwise from REST, transparently; the result's `source` says which. The first
+read of a symbol subscribes and waits up to 500 ms for WebSocket data before falling back.
+Orders and account calls go over REST through ccxt on a priority scheduler (CRITICAL orders,
+HIGH account, NORMAL market data, LOW history) within KuCoin's rate limits; an order is never
+sent twice and an ambiguous outcome is resolved by looking the order up (kucoin_orders.py).
+
+Nothing happens on the network until the first call (or `start()`); `close()` is idempotent and
+leaves no thread behind. Errors are the one tree of kucoin_errors.py.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from api_priority import Priority
+from kucoin_errors import ClientClosed, InvalidArgument
+from kucoin_orders import OrderManager
+from kucoin_protocol import (
+    parse_bullet,
+    parse_rest_klines,
+    parse_rest_order_book,
+    parse_rest_ticker,
+    timeframe_seconds,
+    timeframe_to_granularity,
+    to_kucoin_id,
+)
+from kucoin_rest import RestGateway, build_exchange
+from kucoin_unified import candles_to_ccxt, order_book_to_ccxt, ticker_to_ccxt
+from kucoin_websocket import KuCoinWebSocket
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FUTURES_URL = "https://api-futures.kucoin.com"
+TICKER_MAX_AGE_S = 10.0  # a cached ticker older than this is not served
+BOOK_MAX_AGE_S = 10.0
+FIRST_READ_WAIT_S = 0.5  # the first read of a symbol waits this long for WebSocket data
+MAX_OHLCV_LIMIT = 500  # candles kept per symbol and timeframe
+PATH_TICKER = "/api/v1/ticker"
+PATH_KLINES = "/api/v1/kline/query"
+PATH_BOOK = "/api/v1/level2/snapshot"
+
+
+class OHLCV(list):
+    """ccxt OHLCV rows (a plain list of [ts_ms, o, h, l, c, v]) that also tells its `source`."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, rows: list[list[float]], source: str) -> None:
+        super().__init__(rows)
+        self.source = source
+
+
+class KuCoinClient:
+    """Market data from a WebSocket cache with REST fallback; orders that are never lost.
+
+    Args:
+        api_key, api_secret, api_passphrase: KuCoin API credentials (all three, or none for
+            market data only). Never logged, never in repr() or error messages.
+        enable_websocket: serve market data from the WebSocket cache (else REST only).
+        futures_url: KuCoin Futures REST base URL; the only host the client talks to.
+        exchange, gateway, websocket, orders: injected parts (tests, shared executors); by default
+            built from the arguments above, without I/O.
+        clock: monotonic seconds, for freshness.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        api_passphrase: str | None = None,
+        *,
+        enable_websocket: bool = True,
+        futures_url: str = DEFAULT_FUTURES_URL,
+        request_timeout_s: float = 10.0,
+        # injected parts
+        exchange: Any = None,
+        gateway: RestGateway | None = None,
+        websocket: KuCoinWebSocket | None = None,
+        orders: OrderManager | None = None,
+        # freshness policy and time
+        ticker_max_age_s: float = TICKER_MAX_AGE_S,
+        book_max_age_s: float = BOOK_MAX_AGE_S,
+        first_read_wait_s: float = FIRST_READ_WAIT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if (api_key is None) != (api_secret is None) or (api_key is None) != (api_passphrase is None):
+            raise InvalidArgument("api_key, api_secret and api_passphrase go together (all or none)")
+        if exchange is None and gateway is None:
+            exchange = build_exchange(futures_url, api_key=api_key, api_secret=api_secret,
+                                      api_passphrase=api_passphrase, timeout_ms=int(request_timeout_s * 1000))
+        self._gateway = gateway if gateway is not None else RestGateway(exchange, clock=clock)
+        self._orders = orders if orders is not None else OrderManager(self._gateway, clock=clock)
+        self._ws: KuCoinWebSocket | None = None
+        if enable_websocket:
+            self._ws = websocket if websocket is not None else KuCoinWebSocket(
+                rest_url=futures_url, rest_get=self._rest_get, token_provider=self._bullet_public,
+                clock=clock)
+        self.futures_url = futures_url
+        self._ticker_max_age_s = ticker_max_age_s
+        self._book_max_age_s = book_max_age_s
+        self._first_read_wait_s = first_read_wait_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._started = False
+        self._closed = False
+        self._subscribed: set[tuple[str, ...]] = set()
+        self.source_counts = {"websocket": 0, "rest": 0}  # market-data reads served, by source
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "started" if self._started else "new"
+        return f"KuCoinClient(futures_url={self.futures_url!r}, websocket={self._ws is not None}, state={state})"
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> KuCoinClient:
+        """Build a client from config.Settings (credentials, URL, ENABLE_WEBSOCKET)."""
+        return cls(settings.api_key, settings.api_secret, settings.api_passphrase,
+                   enable_websocket=settings.enable_websocket, futures_url=settings.futures_url, **kwargs)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> KuCoinClient:
+        """Load the markets and start the WebSocket thread (done lazily by the first call)."""
+        with self._lock:
+            if self._closed:
+                raise ClientClosed("KuCoinClient is closed")
+            if self._started:
+                return self
+            self._gateway.start()
+            if self._ws is not None:
+                self._ws.start()
+            self._started = True
+        return self
+
+    def close(self) -> None:
+        """Stop the WebSocket, fail queued calls with ClientClosed, join every thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._orders.close()
+        if self._ws is not None:
+            self._ws.stop()
+        self._gateway.close()
+
+    def __enter__(self) -> KuCoinClient:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def markets(self) -> Any:
+        """ccxt's markets (unified symbol -> market), loaded at start."""
+        self._ensure_started()
+        return self._gateway.markets
+
+    @property
+    def websocket(self) -> KuCoinWebSocket | None:
+        return self._ws
+
+    # -- market data ---------------------------------------------------------------------------
+    def get_ticker(self, symbol: str) -> dict[str, Any]:
+        """Return ccxt's ticker for `symbol`, plus `source` ("websocket" or "rest")."""
+        self._check_symbol(symbol)
+        if self._ws is not None:
+            first = self._subscribe(("ticker", symbol), self._ws.subscribe_ticker, symbol)
+            if first:
+                ticker = self._ws.wait_for_ticker(symbol, timeout_s=self._first_read_wait_s,
+                                                  max_age_s=self._ticker_max_age_s)
+            else:
+                ticker = self._ws.get_ticker(symbol, max_age_s=self._ticker_max_age_s)
+            if ticker is not None:
+                return self._served(ticker_to_ccxt(ticker))
+        payload = self._rest_get(PATH_TICKER, {"symbol": to_kucoin_id(symbol)})
+        return self._served(ticker_to_ccxt(parse_rest_ticker(payload, received_at=self._clock())))
+
+    def get_ohlcv(self, symbol: str, timeframe: str = "1m", limit: int = 100) -> OHLCV:
+        """Return the newest `limit` candles, oldest first: [ts_ms, open, high, low, close, volume].
+
+        The last row is the candle in progress. Served from the WebSocket cache while its newest
+        candle was refreshed within half a candle, otherwise from REST kline history.
+        """
+        self._check_symbol(symbol)
+        step_s = timeframe_seconds(timeframe)  # InvalidArgument for an unknown timeframe
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OHLCV_LIMIT:
+            raise InvalidArgument(f"limit must be an int from 1 to {MAX_OHLCV_LIMIT}, got {limit!r}")
+        if self._ws is not None:
+            key = ("candles", symbol, timeframe)
+            first = self._subscribe(key, self._ws.subscribe_candles, symbol, timeframe)
+            max_age_s = step_s / 2
+            if first:
+                candles = self._ws.wait_for_candles(symbol, timeframe, timeout_s=self._first_read_wait_s,
+                                                    max_age_s=max_age_s)
+            else:
+                candles = self._ws.get_candles(symbol, timeframe, max_age_s=max_age_s)
+            if candles and len(candles) >= limit:
+                return self._served_rows(candles_to_ccxt(candles, limit), "websocket")
+        now_ms = int(time.time() * 1000)
+        params = {"symbol": to_kucoin_id(symbol), "granularity": timeframe_to_granularity(timeframe),
+                  "from": now_ms - (limit + 1) * step_s * 1000, "to": now_ms}
+        candles = parse_rest_klines(self._rest_get(PATH_KLINES, params), received_at=self._clock())
+        return self._served_rows(candles_to_ccxt(candles, limit), "rest")
+
+    def get_order_book(self, symbol: str, limit: int = 20) -> dict[str, Any]:
+        """Return ccxt's order book with `limit` levels per side, plus `source`."""
+        self._check_symbol(symbol)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidArgument(f"limit must be a positive int, got {limit!r}")
+        if self._ws is not None:
+            first = self._subscribe(("book", symbol), self._ws.subscribe_order_book, symbol)
+            if first:
+                book = self._ws.wait_for_order_book(symbol, timeout_s=self._first_read_wait_s,
+                                                    max_age_s=self._book_max_age_s)
+            else:
+                book = self._ws.get_order_book(symbol, max_age_s=self._book_max_age_s)
+            if book is not None:
+                return self._served(order_book_to_ccxt(book, limit))
+        payload = self._rest_get(PATH_BOOK, {"symbol": to_kucoin_id(symbol)})
+        return self._served(order_book_to_ccxt(parse_rest_order_book(payload, received_at=self._clock()), limit))
+
+    # -- orders and account (CRITICAL / HIGH on the scheduler) ---------------------------------
+    def create_market_order(self, symbol: str, side: str, amount: int, *, leverage: int | None = None,
+                            reduce_only: bool = False, client_oid: str | None = None) -> dict[str, Any]:
+        """Place a market order of `amount` contracts; never sent twice (see kucoin_orders)."""
+        self._ensure_started()
+        return self._orders.create_market_order(symbol, side, amount, leverage=leverage,
+                                                reduce_only=reduce_only, client_oid=client_oid)
+
+    def create_limit_order(self, symbol: str, side: str, amount: int, price: float, *,
+                           leverage: int | None = None, post_only: bool = False,
+                           reduce_only: bool = False, client_oid: str | None = None) -> dict[str, Any]:
+        """Place a limit order of `amount` contracts at `price`."""
+        self._ensure_started()
+        return self._orders.create_limit_order(symbol, side, amount, price, leverage=leverage,
+                                               post_only=post_only, reduce_only=reduce_only,
+                                               client_oid=client_oid)
+
+    def cancel_order(self, order_id: str, symbol: str | None = None) -> dict[str, Any]:
+        self._ensure_started()
+        return self._orders.cancel_order(order_id, symbol)
+
+    def get_order(self, order_id: str | None = None, symbol: str | None = None, *,
+                  client_oid: str | None = None) -> dict[str, Any]:
+        """Return an order by exchange id or by our client_oid."""
+        self._ensure_started()
+        return self._orders.get_order(order_id, symbol, client_oid=client_oid)
+
+    def get_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        self._ensure_started()
+        return self._orders.get_open_orders(symbol)
+
+    def close_position(self, symbol: str) -> dict[str, Any] | None:
+        """Close the whole position with a reduce-only market order; None when flat."""
+        self._ensure_started()
+        return self._orders.close_position(symbol)
+
+    def get_balance(self, currency: str = "USDT") -> dict[str, Any]:
+        self._ensure_started()
+        return self._orders.get_balance(currency)
+
+    def get_positions(self) -> list[dict[str, Any]]:
+        self._ensure_started()
+        return self._orders.get_positions()
+
+    def set_leverage(self, symbol: str, leverage: int) -> dict[str, Any]:
+        self._ensure_started()
+        return self._orders.set_leverage(symbol, leverage)
+
+    # -- health --------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """WebSocket state, data ages, reconnects, rate-limit budget left, queue depth per priority."""
+        with self._lock:
+            counts = dict(self.source_counts)
+        report: dict[str, Any] = {"started": self._started, "closed": self._closed, "source_counts": counts}
+        report.update(self._gateway.health())
+        if self._ws is None:
+            report["websocket"] = {"enabled": False}
+        else:
+            stats = self._ws.stats()
+            report["websocket"] = {"enabled": True, "state": self._ws.state.name,
+                                   "healthy": self._ws.is_healthy(), "stats": stats}
+        return report
+
+    # -- internals -----------------------------------------------------------------------------
+    def _ensure_started(self) -> None:
+        if self._closed:
+            raise ClientClosed("KuCoinClient is closed")
+        if not self._started:
+            self.start()
+
+    def _check_symbol(self, symbol: str) -> None:
+        self._ensure_started()
+        if not isinstance(symbol, str) or symbol not in self._gateway.markets:
+            raise InvalidArgument(f"symbol={symbol!r}: not a KuCoin Futures market "
+                                  "(use ccxt unified symbols such as 'BTC/USDT:USDT')")
+
+    def _subscribe(self, key: tuple[str, ...], subscribe: Callable[..., None], *args: str) -> bool:
+        """Subscribe once per key; return True the first time (the caller then waits)."""
+        with self._lock:
+            if key in self._subscribed:
+                return False
+            self._subscribed.add(key)
+        subscribe(*args)
+        return True
+
+    def _rest_get(self, path: str, params: Any) -> Any:
+        return self._gateway.rest_get(path, params, priority=Priority.NORMAL)
+
+    def _bullet_public(self) -> Any:
+        envelope = self._gateway.call(Priority.HIGH, "bullet_public",
+                                      lambda ex: ex.futuresPublicPostBulletPublic())
+        return parse_bullet(envelope)
+
+    def _served(self, value: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.source_counts[value["source"]] += 1
+        return value
+
+    def _served_rows(self, rows: list[list[float]], source: str) -> OHLCV:
+        with self._lock:
+            self.source_counts[source] += 1
+        return OHLCV(rows, source)

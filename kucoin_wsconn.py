@@ -1,0 +1,200 @@
+"""One KuCoin WebSocket socket on the client's event loop: picows listener + sans-I/O session.
+
+Internal to ``kucoin_websocket``: everything here runs on the WebSocket thread's asyncio loop
+(picows, a Cython WebSocket library, delivers many frames per socket read to ``on_ws_frame``).
+A ``Connection`` only moves bytes: market pushes go straight to ``MarketFeed.on_data``; other
+frames go to its ``FeedSession`` through the owner's ``on_control``; frames the session wants
+sent (subscribes, pings) are written by the owner. A ``Shard`` is one slot of topics that keeps
+one live connection (reconnected, or renewed before the token's 24 h lifetime).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from picows import WSFrame, WSHandshakeError, WSListener, WSMsgType, WSTransport, ws_connect
+
+from kucoin_feed import FeedSession, MarketFeed
+from kucoin_protocol import WsEndpoint, redact_url, ws_connect_url
+
+__all__ = ["Connection", "HandshakeRefused", "Shard", "open_connection"]
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 4 * 1024 * 1024  # KuCoin pushes are < 10 kB; a full REST-sized frame never comes
+READ_BUFFER_BYTES = 256 * 1024  # asyncio reads up to 256 KiB per recv; avoid regrowing
+_TEXT = WSMsgType.TEXT
+_BINARY = WSMsgType.BINARY
+_CLOSE = WSMsgType.CLOSE
+
+
+class HandshakeRefused(ConnectionError):
+    """The server answered the WebSocket upgrade with an HTTP error (``status_code``)."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code  # classify_ws_error: 5xx/429 retry, other 4xx fatal
+
+
+class Owner(Protocol):
+    """What a connection calls back into (the engine)."""
+
+    def on_control(self, conn: Connection, raw: bytes, now: float) -> None: ...
+
+    def on_disconnected(self, conn: Connection) -> None: ...
+
+
+class Connection(WSListener):
+    """One socket: feeds pushes to the ``MarketFeed`` and the rest to its owner."""
+
+    def __init__(self, *, owner: Owner, feed: MarketFeed, session: FeedSession, shard: Shard,
+                 clock: Callable[[], float], label: str) -> None:
+        super().__init__()
+        self.owner = owner
+        self.session = session
+        self.shard = shard
+        self.label = label
+        self.transport: WSTransport | None = None
+        self.opened_at: float | None = None
+        self.token_at: float | None = None
+        self.retired = False  # replaced by a renewal; its loss is not the shard's
+        self.close_reason: str | None = None
+        loop = asyncio.get_running_loop()
+        self.lost: asyncio.Future[str] = loop.create_future()
+        self.subscribed: asyncio.Future[None] = loop.create_future()
+        self._clock = clock
+        self._on_data = feed.on_data
+        self._note_malformed = feed.note_malformed
+        self._end_of_batch = feed.end_of_batch
+        self._note_alive = session.note_alive
+
+    # -- picows callbacks (the hot path is on_ws_frame) -----------------------------------------
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        try:
+            raw = frame.get_payload_as_bytes()
+            now = self._clock()
+            handled = self._on_data(raw, now, self)
+            if handled is False:
+                self.owner.on_control(self, raw, now)
+            elif handled is None:
+                self._not_json(transport, frame, raw, now)
+            if frame.last_in_buffer:
+                self._note_alive(now)
+                self._end_of_batch(now)
+        except Exception:  # safety net: a bug here must not kill the socket or the thread
+            log.exception("! error handling a frame on %s", self.label)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if not self.lost.done():
+            self.lost.set_result(self.close_reason or "closed by the server")
+        if not self.subscribed.done():
+            self.subscribed.set_exception(ConnectionError(self.lost.result()))
+            self.subscribed.exception()  # retrieved: nobody may be waiting for it
+        self.owner.on_disconnected(self)
+
+    def _not_json(self, transport: WSTransport, frame: WSFrame, raw: bytes, now: float) -> None:
+        msg_type = frame.msg_type
+        if msg_type is _CLOSE:
+            self.close_reason = self.close_reason or f"server sent CLOSE {frame.get_close_code()}"
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+        elif msg_type is _TEXT or msg_type is _BINARY:
+            self._note_malformed(raw, now, "not JSON")
+
+    # -- used by the owner ----------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        """True while the socket is connected."""
+        return self.transport is not None and not self.lost.done()
+
+    def send(self, frames: list[str] | str | None) -> None:
+        """Write text frames (ignored once the socket is closing)."""
+        if not frames or not self.is_open:
+            return
+        if isinstance(frames, str):
+            frames = [frames]
+        transport = self.transport
+        for text in frames:
+            transport.send(_TEXT, text.encode())  # type: ignore[union-attr]
+
+    def close(self, reason: str, *, graceful: bool = True) -> None:
+        """Close the socket; ``lost`` resolves with ``reason`` once it is gone."""
+        if self.close_reason is None:
+            self.close_reason = reason
+        transport = self.transport
+        if transport is None:
+            if not self.lost.done():
+                self.lost.set_result(reason)
+            return
+        if graceful:
+            transport.send_close()
+        transport.disconnect(graceful=graceful)
+
+    def mark_subscribed(self) -> bool:
+        """Resolve ``subscribed`` (first time only); return True if this call did it."""
+        if self.subscribed.done():
+            return False
+        self.subscribed.set_result(None)
+        return True
+
+
+class Shard:
+    """A slot of at most ``max_topics`` topics served by one connection at a time."""
+
+    def __init__(self, index: int, session: FeedSession) -> None:
+        self.index = index
+        self.session = session  # the current connection's session; holds the desired topics
+        self.conn: Connection | None = None
+        self.candidate: Connection | None = None  # a renewal's new connection, until it takes over
+        self.next_renewal_at = 0.0
+        self.task: asyncio.Task[None] | None = None
+        self.connects = 0
+
+    @property
+    def topic_count(self) -> int:
+        """Number of topics assigned here."""
+        return len(self.session.desired_topics)
+
+
+async def open_connection(
+    *,
+    owner: Owner,
+    feed: MarketFeed,
+    shard: Shard,
+    session: FeedSession,
+    endpoint: WsEndpoint,
+    clock: Callable[[], float],
+    connect_id: str,
+    timeout_s: float,
+) -> Connection:
+    """Connect to ``endpoint`` and return the connection, its subscribes queued for the welcome.
+
+    Raises:
+        HandshakeRefused: the upgrade got an HTTP error status.
+        OSError, TimeoutError: the network failed or the handshake took longer than timeout_s.
+    """
+    now = clock()
+    # Reset before connecting: the welcome can arrive in the same read as the 101 response.
+    session.reset(now, endpoint)
+    session.resubscribe_all(now)  # held by the session until the welcome arrives
+    conn = Connection(owner=owner, feed=feed, session=session, shard=shard, clock=clock,
+                      label=f"{connect_id}")
+    url = ws_connect_url(endpoint, connect_id)
+    try:
+        await asyncio.wait_for(
+            ws_connect(lambda: conn, url, websocket_handshake_timeout=timeout_s, enable_auto_ping=False,
+                       enable_auto_pong=True, max_frame_size=MAX_FRAME_BYTES,
+                       read_buffer_init_size=READ_BUFFER_BYTES, logger_name="kucoin"),
+            timeout_s)
+    except WSHandshakeError as exc:
+        status = exc.response.status if exc.response is not None else 0
+        raise HandshakeRefused(int(status or 0), f"upgrade refused with HTTP {status}") from exc
+    conn.opened_at = clock()
+    conn.token_at = now
+    log.info("= connected %s", redact_url(url))
+    return conn

@@ -1,0 +1,148 @@
+"""Loopback tests: KuCoinWebSocket under each simulator fault (drops, half-open sockets, lost
+level-2 deltas, malformed frames, expired tokens, refused connections)."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from kucoin_sim import Simulator
+from kucoin_websocket import KuCoinWebSocket
+from tests.helpers import TIMEOUT_S, wait_until
+from tests.sim.wsclient import http
+
+BTC = "BTC/USDT:USDT"
+TICKER_TOPIC = "/contractMarket/tickerV2:XBTUSDTM"
+BULLET = ("POST", "/api/v1/bullet-public")
+SLACK_S = 0.3 * float(os.environ.get("TEST_TIMEOUT_FACTOR", "1"))  # scheduling noise on a busy box
+
+
+def make_ws(sim: Simulator, **kwargs: Any) -> KuCoinWebSocket:
+    options: dict[str, Any] = dict(rest_url=sim.url, backoff_initial_s=0.05, backoff_cap_s=0.4)
+    options.update(kwargs)
+    return KuCoinWebSocket(**options)
+
+
+def ticker_after(ws: KuCoinWebSocket, moment: float) -> bool:
+    ticker = ws.get_ticker(BTC, max_age_s=60)
+    return ticker is not None and ticker.received_at > moment
+
+
+def test_ws_drop_reconnects_resubscribes_and_loses_no_candle() -> None:
+    """A drop long enough for a 1m candle to close while disconnected (the simulator runs 30x
+    fast): after the reconnect the gap is refilled from REST, and the cached candles equal the
+    simulator's kline history, one per minute, none missing. (The period in progress when the
+    market stops is left out: like KuCoin, the simulator pushes a candle at most once a second,
+    so its last trades are only confirmed from REST once the period has closed.)"""
+    speed = 30
+    start_ms = time.time_ns() // 1_000_000
+
+    def sim_ms() -> int:
+        return start_ms + (time.time_ns() // 1_000_000 - start_ms) * speed
+
+    with Simulator(seed=7, clock_ms=sim_ms, ping_interval_ms=18_000 * speed,
+                   ping_timeout_ms=10_000 * speed) as sim:
+        with make_ws(sim, wall_clock=lambda: sim_ms() / 1000, max_candles=40,
+                     confirm_closed_candles_after_s=0.2) as ws:
+            ws.subscribe_candles(BTC, "1m")
+            ws.subscribe_ticker(BTC, last_trade=False)
+            first = ws.wait_for_candles(BTC, "1m", timeout_s=TIMEOUT_S)
+            with sim.delay_rest(2.5, *BULLET):  # 2.5 s without a socket: 75 simulated seconds
+                dropped_at_ms = sim_ms()
+                assert sim.drop_ws() == 1
+                assert sim.wait_until(lambda: sim.connections_total == 2, 2 * TIMEOUT_S)
+            assert sim.wait_for_subscription("/contractMarket/limitCandle:XBTUSDTM_1min", TIMEOUT_S)
+            assert sim.wait_for_subscription(TICKER_TOPIC, TIMEOUT_S)
+            reconnected = time.monotonic()
+            wait_until(lambda: ticker_after(ws, reconnected), what="tickers after the reconnect")
+            wait_until(lambda: ws.get_candles(BTC, "1m", max_age_s=60).last_start_ms >= sim_ms() - 60_000,
+                       what="candles refilled up to now")
+            sim.pause_market()
+            rows = _rest_klines(sim, ws.get_candles(BTC, "1m", max_age_s=60).ts_ms[0], sim_ms())
+
+            def cached_equals_rest() -> bool:
+                closed = ws.get_candles(BTC, "1m", max_age_s=60).ohlcv()[:-1]
+                return closed == [row for row in rows if row[0] <= closed[-1][0]]
+
+            wait_until(cached_equals_rest, what="cached candles == REST history")
+            candles = ws.get_candles(BTC, "1m", max_age_s=60)
+            stats = ws.stats()
+    assert first.last_start_ms < dropped_at_ms < candles.last_start_ms - 60_000  # a period closed offline
+    starts = list(candles.ts_ms)
+    assert {b - a for a, b in zip(starts, starts[1:])} == {60_000}
+    assert (stats.reconnects, len(candles)) == (1, 40)
+
+
+def _rest_klines(sim: Simulator, from_ms: int, to_ms: int) -> list[list[float]]:
+    status, _, body = http(sim, "GET", f"/api/v1/kline/query?symbol=XBTUSDTM&granularity=1&from={from_ms}&to={to_ms}")
+    assert status == 200, body
+    return [[row[0], float(row[1]), float(row[2]), float(row[3]), float(row[4]), float(row[5])]
+            for row in body["data"]]
+
+
+def test_ws_detects_a_half_open_socket_within_ping_interval_plus_timeout() -> None:
+    with Simulator(seed=7, ping_interval_ms=500, ping_timeout_ms=500) as sim:
+        with make_ws(sim) as ws:
+            ws.subscribe_ticker(BTC, last_trade=False)
+            wait_until(ws.is_healthy, what="subscribed")
+            assert ws.wait_for_ticker(BTC, timeout_s=TIMEOUT_S) is not None
+            silenced_at = time.monotonic()
+            assert sim.half_open() == 1
+            wait_until(lambda: ws.stats().reconnects == 1, what="the dead socket noticed")
+            detected_s = time.monotonic() - silenced_at
+            assert sim.wait_until(lambda: sim.connections_total == 2, TIMEOUT_S)
+            wait_until(lambda: ticker_after(ws, silenced_at + detected_s), what="tickers again")
+    assert detected_s <= 0.5 + 0.5 + SLACK_S
+
+
+def test_ws_resyncs_the_book_after_a_skipped_sequence(sim: Simulator) -> None:
+    with make_ws(sim) as ws:
+        ws.subscribe_order_book(BTC)
+        assert ws.wait_for_order_book(BTC, timeout_s=TIMEOUT_S) is not None
+        sim.skip_level2_sequence("XBTUSDTM")
+        wait_until(lambda: ws.stats().resyncs[BTC] == 1, what="a resync")
+        assert ws.wait_for_order_book(BTC, timeout_s=TIMEOUT_S) is not None
+        sim.pause_market()
+        status, _, body = http(sim, "GET", "/api/v1/level2/snapshot?symbol=XBTUSDTM")
+        rest = body["data"]
+
+        def equal() -> bool:
+            book = ws.get_order_book(BTC, max_age_s=60)
+            return book is not None and (book.sequence, list(book.bids), list(book.asks)) == (
+                rest["sequence"], [tuple(x) for x in rest["bids"]], [tuple(x) for x in rest["asks"]])
+
+        wait_until(equal, what="book == simulator's after the resync")
+        assert (ws.stats().resyncs, ws.stats().reconnects, sim.connections_total) == ({BTC: 1}, 0, 1)
+
+
+def test_ws_ignores_a_malformed_frame_and_carries_on(sim: Simulator) -> None:
+    with make_ws(sim) as ws:
+        ws.subscribe_ticker(BTC, last_trade=False)
+        assert ws.wait_for_ticker(BTC, timeout_s=TIMEOUT_S) is not None
+        assert sim.send_malformed() == 1
+        wait_until(lambda: ws.stats().malformed == 1, what="the malformed frame counted")
+        after = time.monotonic()
+        wait_until(lambda: ticker_after(ws, after), what="tickers after the malformed frame")
+        assert (ws.stats().reconnects, sim.connections_total) == (0, 1)
+
+
+def test_ws_expired_token_reconnects_with_a_new_token(sim: Simulator) -> None:
+    with make_ws(sim) as ws:
+        ws.subscribe_ticker(BTC, last_trade=False)
+        assert ws.wait_for_ticker(BTC, timeout_s=TIMEOUT_S) is not None
+        bullets = sim.request_count(*BULLET)
+        sim.expire_tokens()
+        assert sim.wait_until(lambda: sim.connections_total == 2 and TICKER_TOPIC in sim.subscriptions, TIMEOUT_S)
+        after = time.monotonic()
+        wait_until(lambda: ticker_after(ws, after), what="tickers on the new connection")
+        assert (bullets, sim.request_count(*BULLET), ws.stats().reconnects) == (1, 2, 1)
+
+
+def test_ws_backs_off_while_connections_are_refused(sim: Simulator) -> None:
+    sim.refuse_ws(3)
+    with make_ws(sim, backoff_initial_s=0.05, backoff_cap_s=1.0) as ws:
+        ws.subscribe_ticker(BTC, last_trade=False)
+        wait_until(ws.is_healthy, what="connected after the refusals")
+        delays = ws.stats().reconnect_delays_s
+    assert (sim.faults.ws_refused, sim.connections_total, sim.request_count(*BULLET)) == (3, 1, 4)
+    assert len(delays) == 3 and delays[0] < 0.05 and delays[0] < delays[1] < delays[2] <= 0.2
