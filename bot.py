@@ -1,0 +1,209 @@
+"""The KuCoin Futures trading bot.
+
+    python bot.py --simulate               # offline: a local simulated exchange, real order path
+    python bot.py --simulate --duration 20 # ... for 20 seconds, then a summary
+    python bot.py                          # paper trading on live KuCoin data (no keys / DRY_RUN)
+    python bot.py --once                   # one scan cycle, then exit
+
+Live trading needs KUCOIN_API_KEY/SECRET/PASSPHRASE and DRY_RUN=false in .env (see .env.example).
+SIGINT/SIGTERM stop new entries, let calls in flight finish, close the WebSocket, flush the
+journal, print a summary and exit 0.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from config import ConfigError, Settings, load_settings
+from journal import Journal, summary
+from kucoin_client import KuCoinClient
+from kucoin_errors import AuthError, KuCoinError, TransportError
+from paper import PaperBroker, PaperContract
+from trader import Trader
+
+log = logging.getLogger("bot")
+
+SIM_SEED = 1
+SIM_VOL_SCALE = 3.0  # a livelier simulated market so the demo trades within seconds
+PAPER_BALANCE_USDT = 10_000.0
+WS_ENABLED = "WebSocket API: ENABLED (Real-time market data)"
+WS_DISABLED = "WebSocket API: DISABLED (market data over REST polling)"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python bot.py", description="KuCoin Futures trading bot.")
+    p.add_argument("--simulate", action="store_true",
+                   help="run offline against a local simulated KuCoin Futures (kucoin_sim) in-process")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop cleanly after this many seconds")
+    p.add_argument("--once", action="store_true", help="run one scan cycle and exit")
+    p.add_argument("--env-file", default=".env", help="settings file (default .env; the environment wins)")
+    p.add_argument("--seed", type=int, default=SIM_SEED, help="simulator seed with --simulate (default 1)")
+    args = p.parse_args(argv)
+    if args.duration is not None and args.duration <= 0:
+        p.error("--duration must be positive")
+    return args
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("kucoin_sim").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+def simulated_settings(settings: Settings, sim: Any) -> Settings:
+    creds = sim.credentials
+    stem, ext = os.path.splitext(settings.journal_path)
+    return dataclasses.replace(
+        settings, futures_url=sim.url, api_key=creds.api_key, api_secret=creds.api_secret,
+        api_passphrase=creds.api_passphrase, dry_run=False, journal_path=f"{stem}.simulate{ext or '.sqlite3'}",
+        scan_interval_s=min(settings.scan_interval_s, 5.0))
+
+
+def pick_universe(client: KuCoinClient, settings: Settings) -> list[str]:
+    """The configured symbols, or the active USDT perpetuals above the volume floor, busiest first."""
+    markets = client.markets
+    if settings.symbols:
+        unknown = [s for s in settings.symbols if s not in markets]
+        if unknown:
+            raise ConfigError(f"SYMBOLS has markets KuCoin Futures does not list: {', '.join(unknown)}",
+                              variable="SYMBOLS")
+        return list(settings.symbols)
+    candidates = []
+    for symbol, m in markets.items():
+        if m.get("swap") and m.get("settle") == "USDT" and m.get("active"):
+            turnover = float(m["info"].get("turnoverOf24h") or 0)
+            if turnover >= settings.min_volume_usdt:
+                candidates.append((turnover, symbol))
+    return [s for _, s in sorted(candidates, reverse=True)[:settings.max_symbols]]
+
+
+def backfill(client: KuCoinClient, universe: list[str], timeframe: str) -> None:
+    """Subscribe every symbol, then read its history once, with a progress bar on stderr."""
+    ws = client.websocket
+    if ws is not None:
+        for symbol in universe:
+            ws.subscribe_ticker(symbol)
+            ws.subscribe_candles(symbol, timeframe)
+    for i, symbol in enumerate(universe, 1):
+        client.get_ohlcv(symbol, timeframe, limit=300)
+        done = int(30 * i / len(universe))
+        sys.stderr.write(f"\rBackfilling {timeframe} candles [{'#' * done}{'.' * (30 - done)}] {i}/{len(universe)}")
+        sys.stderr.flush()
+    sys.stderr.write("\n")
+
+
+def make_broker(client: KuCoinClient, settings: Settings, journal: Journal, mode: str) -> Any:
+    if mode != "paper":
+        return client
+    contracts = {s: PaperContract(float(m["contractSize"]), int(m["precision"]["amount"] or 1),
+                                  float(m.get("taker") or 0.0006), int(m["limits"]["leverage"]["max"] or 1))
+                 for s, m in client.markets.items() if m.get("settle") == "USDT" and m.get("linear")}
+
+    def quote(symbol: str) -> tuple[float, float]:
+        ticker = client.get_ticker(symbol)
+        return ticker["bid"], ticker["ask"]
+
+    broker = PaperBroker(quote, contracts, balance_usdt=PAPER_BALANCE_USDT, journal=journal)
+    if broker.restore():
+        log.info("paper account restored from the journal")
+    return broker
+
+
+def print_summary(trader: Trader | None, journal: Journal | None, client: KuCoinClient | None,
+                  since_ms: int, mode: str) -> None:
+    if trader is None or journal is None or client is None:
+        return
+    counts = dict(client.source_counts)
+    s = summary(journal, since_ms=since_ms, source_counts=counts)
+    ws_share = "n/a" if s.ws_share is None else f"{s.ws_share:.0%}"
+    lines = [
+        f"=== Summary ({mode}) ===",
+        f"positions opened: {trader.stats.entries} ({', '.join(trader.stats.opened) or 'none'}); "
+        f"closed: {trader.stats.exits}; still open: {len(trader.holdings)}",
+        f"round trips: {s.trades}   realised PnL: {s.realised_pnl:.4f} USDT   fees: {s.fees:.4f} USDT   "
+        f"net: {s.net_pnl:.4f} USDT",
+        f"max drawdown: {s.max_drawdown:.4f} USDT ({s.max_drawdown_fraction:.2%})",
+        f"market data: websocket {counts.get('websocket', 0)}, rest {counts.get('rest', 0)} "
+        f"(websocket share {ws_share})",
+        f"orders rejected: {trader.stats.rejected}, outcome unknown: {trader.stats.unknown}",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def run(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> int:
+    mode = "simulate" if args.simulate else "live" if settings.live else "paper"
+    started_ms = int(time.time() * 1000)
+    trader = journal = client = None
+    with contextlib.ExitStack() as stack:
+        if args.simulate:
+            from kucoin_sim import Simulator
+
+            sim = stack.enter_context(Simulator(seed=args.seed, vol_scale=SIM_VOL_SCALE))
+            settings = simulated_settings(settings, sim)
+            with contextlib.suppress(FileNotFoundError):
+                for suffix in ("", "-wal", "-shm"):
+                    os.remove(settings.journal_path + suffix)  # a new exchange: a new journal
+            log.info("simulated KuCoin Futures on %s (seed %d)", sim.url, args.seed)
+        if mode == "live":
+            log.warning("LIVE TRADING: real orders with real money on %s (DRY_RUN=false)", settings.futures_url)
+        else:
+            log.info("mode: %s", mode)
+        client = KuCoinClient.from_settings(settings)
+        stack.callback(client.close)
+        try:
+            client.start()
+        except (TransportError, AuthError) as exc:
+            what = "rejected our API key" if isinstance(exc, AuthError) else "is unreachable"
+            print(f"error: KuCoin Futures at {settings.futures_url} {what}: {exc}. "
+                  "Check the network and settings, or run offline with: python bot.py --simulate",
+                  file=sys.stderr)
+            return 1
+        log.info(WS_ENABLED if settings.enable_websocket else WS_DISABLED)
+        universe = pick_universe(client, settings)
+        if not universe:
+            print("error: no market matches SYMBOLS / MIN_VOLUME_USDT", file=sys.stderr)
+            return 2
+        log.info("universe: %d symbols, timeframe %s", len(universe), settings.timeframe)
+        journal = stack.enter_context(Journal(settings.journal_path))
+        broker = make_broker(client, settings, journal, mode)
+        trader = Trader(client, broker, journal, settings, universe=universe)
+        backfill(client, universe, settings.timeframe)
+        trader.reconcile()
+        trader.run(stop, duration_s=args.duration, once=args.once)
+        log.info("stopping: no new entries; closing the WebSocket and flushing the journal")
+        print_summary(trader, journal, client, started_ms, mode)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings(dotenv_path=args.env_file)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: stop.set())
+    try:
+        return run(args, settings, stop)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KuCoinError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The bot end to end: `python bot.py --simulate` runs, trades, journals and exits cleanly."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import TIMEOUT_S
+
+ROOT = Path(__file__).resolve().parent.parent
+BOT = str(ROOT / "bot.py")
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUCOIN_")}
+    env.update(JOURNAL_PATH=str(tmp_path / "journal.sqlite3"), PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def _journal_rows(path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.mark.timeout(120)
+def test_simulate_20s_trades_journals_and_exits_cleanly_with_and_without_websocket(tmp_path: Path) -> None:
+    """Both runs at once (they are independent processes), each exactly as a user types it."""
+    runs = {}
+    for ws in ("true", "false"):
+        workdir = tmp_path / f"ws-{ws}"
+        workdir.mkdir()
+        runs[ws] = (workdir, subprocess.Popen(
+            [sys.executable, BOT, "--simulate", "--duration", "20"], cwd=workdir,
+            env=_env(workdir, ENABLE_WEBSOCKET=ws), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for ws, (workdir, proc) in runs.items():
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err[-3000:]
+        assert "Traceback" not in err
+        expected = "WebSocket API: ENABLED (Real-time market data)" if ws == "true" else "WebSocket API: DISABLED"
+        assert expected in err
+        assert "=== Summary (simulate) ===" in out
+        opened = int(out.split("positions opened: ")[1].split()[0])
+        assert opened >= 1, out
+        journal = workdir / "journal.simulate.sqlite3"
+        filled = _journal_rows(journal, "SELECT symbol, side, amount FROM intents WHERE status = 'filled'")
+        assert len(filled) >= opened
+        fills = _journal_rows(journal, "SELECT price, fee FROM fills")
+        assert fills and all(price > 0 and fee > 0 for price, fee in fills)
+        assert _journal_rows(journal, "SELECT COUNT(*) FROM intents WHERE status IN ('pending', 'unknown')") == [(0,)]
+        share = out.split("websocket share ")[1].split(")")[0]
+        if ws == "false":
+            assert share == "0%"
+        else:
+            assert int(share.rstrip("%")) >= 50
+
+
+def test_unreachable_exchange_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, BOT, "--once"], cwd=tmp_path, capture_output=True, text=True,
+                          env=_env(tmp_path, KUCOIN_FUTURES_URL=f"http://127.0.0.1:{port}"), timeout=60)
+    assert proc.returncode == 1
+    assert time.monotonic() - t0 < 20
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"http://127.0.0.1:{port}" in errors[0] and "--simulate" in errors[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, BOT, "--simulate", "--once"], cwd=tmp_path, capture_output=True,
+                          text=True, env=_env(tmp_path, LEVERAGE="lots"), timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: LEVERAGE must be a whole number from 1 to 125 (got 'lots')"]
+
+
+@pytest.mark.timeout(90)
+def test_sigint_stops_within_5s_with_a_summary(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, BOT, "--simulate"], cwd=tmp_path, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # wait until the loop runs: the first scan has decided
+            if "opened" in line or "Backfilling" in line and "24/24" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        out, err = proc.communicate(timeout=TIMEOUT_S * 6)
+        assert time.monotonic() - t0 < 5.0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "=== Summary (simulate) ===" in out and "Traceback" not in err

@@ -1,0 +1,108 @@
+"""The trading loop against the simulator: restart reconciliation, kill switch, stale-data guard."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import bot
+from config import load_settings
+from journal import Journal
+from kucoin_client import KuCoinClient
+from kucoin_sim import Simulator
+from risk import RiskState, utc_day
+from strategy import Action, ActionKind
+from trader import Trader
+
+BTC = "BTC/USDT:USDT"
+
+
+def always_long(candles, position, params) -> Action:
+    """A test strategy: enter long with a 1 % stop on every flat symbol."""
+    price = candles[-1][4]
+    if position.side is not None:
+        return Action(ActionKind.HOLD, "holding")
+    return Action(ActionKind.ENTER_LONG, "test", price=price, atr=price * 0.005,
+                  stop_price=price * 0.99, take_profit_price=price * 1.02)
+
+
+@pytest.fixture
+def env(tmp_path: Path):
+    with Simulator(seed=9) as sim:
+        settings = bot.simulated_settings(load_settings({"STRATEGY": "tests.test_trader:always_long",
+                                                         "SYMBOLS": BTC}, dotenv_path=None), sim)
+        settings = dataclasses.replace(settings, journal_path=str(tmp_path / "j.sqlite3"))
+        client = KuCoinClient.from_settings(settings)
+        with client:
+            yield sim, settings, client
+
+
+def _trader(client, settings) -> tuple[Trader, Journal]:
+    journal = Journal(settings.journal_path).open()
+    return Trader(client, client, journal, settings, universe=[BTC]), journal
+
+
+def _orders_with(sim: Simulator, client_oid: str) -> list[dict]:
+    return [o for o in sim.orders() if o["clientOid"] == client_oid]
+
+
+def test_restart_after_crash_between_send_and_fill_never_resends(env) -> None:
+    sim, settings, client = env
+    journal = Journal(settings.journal_path).open()
+    journal.record_intent("crash-1", BTC, "buy", 3, kind="entry", contract_size=0.001)
+    client.create_market_order(BTC, "buy", 3, client_oid="crash-1")  # sent, then the bot "died"
+    journal.close()
+    trader, journal = _trader(client, settings)
+    trader.reconcile()
+    assert journal.get_intent("crash-1").status == "filled"
+    assert len(_orders_with(sim, "crash-1")) == 1
+    assert trader.holdings[BTC].contracts == 3
+    before = len(sim.orders())
+    trader.scan()  # already holding BTC: the always-long strategy must not add a second entry
+    assert len(sim.orders()) == before
+    journal.close()
+
+
+def test_restart_after_crash_before_send_marks_not_placed(env) -> None:
+    sim, settings, client = env
+    journal = Journal(settings.journal_path).open()
+    journal.record_intent("crash-2", BTC, "buy", 2, kind="entry", contract_size=0.001)
+    journal.close()
+    trader, journal = _trader(client, settings)
+    trader.reconcile()
+    assert journal.get_intent("crash-2").status == "rejected"
+    assert _orders_with(sim, "crash-2") == []
+    assert BTC not in trader.blocked
+    journal.close()
+
+
+def test_scan_enters_once_and_journals_before_sending(env) -> None:
+    sim, settings, client = env
+    trader, journal = _trader(client, settings)
+    trader.scan()
+    trader.scan()
+    intents = journal.intents()
+    assert [(i.symbol, i.side, i.status) for i in intents] == [(BTC, "buy", "filled")]
+    assert [o["clientOid"] for o in sim.orders()] == [intents[0].client_oid]
+    assert trader.holdings[BTC].exits.stop_price < trader.holdings[BTC].entry_price
+    journal.close()
+
+
+def test_kill_switch_blocks_new_entries(env) -> None:
+    sim, settings, client = env
+    trader, journal = _trader(client, settings)
+    now_ms = int(trader.wall_clock() * 1000)
+    trader.risk_state = RiskState(day=utc_day(now_ms), start_equity=1e12)  # today's loss is huge
+    trader.scan()
+    assert trader.risk_state.tripped and sim.orders() == [] and journal.intents() == []
+    journal.close()
+
+
+def test_stale_data_blocks_new_entries(env) -> None:
+    sim, settings, client = env
+    trader, journal = _trader(client, settings)
+    trader.wall_clock = lambda: 4_000_000_000.0  # every ticker now looks decades old
+    trader.scan()
+    assert sim.orders() == [] and journal.intents() == []
+    journal.close()
