@@ -57,6 +57,7 @@ def configure_logging(level: str) -> None:
                         stream=sys.stderr)
     logging.getLogger("kucoin_sim").setLevel(max(logging.WARNING, logging.getLogger().level))
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    logging.getLogger("picows").setLevel(logging.WARNING)  # its connect/disconnect lines repeat ours
 
 
 def simulated_settings(settings: Settings, sim: Any) -> Settings:

@@ -1,7 +1,7 @@
 """Lock-guarded market-data caches that any thread reads in microseconds.
 
 Three small classes, one ``threading.Lock`` each, holding immutable snapshots (``Ticker``,
-``OrderBook``, tuples of ``Candle``) stamped with ``received_at`` from the injected monotonic
+``OrderBook``, ``CandleSeries``) stamped with ``received_at`` from the injected monotonic
 clock. A getter takes ``max_age_s`` and returns None rather than a value older than that; a
 ``wait`` blocks (on an Event, never a sleep) until a fresh value arrives or the timeout passes.
 

@@ -30,17 +30,20 @@ from api_priority import Priority
 from kucoin_errors import ClientClosed, InvalidArgument
 from kucoin_orders import OrderManager
 from kucoin_protocol import (
+    Ticker,
     parse_bullet,
-    parse_rest_klines,
     parse_rest_order_book,
     parse_rest_ticker,
     timeframe_seconds,
-    timeframe_to_granularity,
     to_kucoin_id,
 )
 from kucoin_rest import RestGateway, build_exchange
-from kucoin_unified import candles_to_ccxt, order_book_to_ccxt, ticker_to_ccxt
+from kucoin_restfeed import fetch_klines
+from kucoin_unified import OHLCV, candles_to_ccxt, order_book_to_ccxt, ticker_to_ccxt
 from kucoin_websocket import KuCoinWebSocket
+from kucoin_websocket import State as WsState
+
+__all__ = ["OHLCV", "KuCoinClient"]
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +53,7 @@ BOOK_MAX_AGE_S = 10.0
 FIRST_READ_WAIT_S = 0.5  # the first read of a symbol waits this long for WebSocket data
 MAX_OHLCV_LIMIT = 500  # candles kept per symbol and timeframe
 PATH_TICKER = "/api/v1/ticker"
-PATH_KLINES = "/api/v1/kline/query"
 PATH_BOOK = "/api/v1/level2/snapshot"
-
-
-class OHLCV(list):
-    """ccxt OHLCV rows (a plain list of [ts_ms, o, h, l, c, v]) that also tells its `source`."""
-
-    __slots__ = ("source",)
-
-    def __init__(self, rows: list[list[float]], source: str) -> None:
-        super().__init__(rows)
-        self.source = source
 
 
 class KuCoinClient:
@@ -75,6 +67,7 @@ class KuCoinClient:
         exchange, gateway, websocket, orders: injected parts (tests, shared executors); by default
             built from the arguments above, without I/O.
         clock: monotonic seconds, for freshness.
+        wall_clock: epoch seconds, for kline time ranges and clientOids.
     """
 
     def __init__(
@@ -96,6 +89,7 @@ class KuCoinClient:
         book_max_age_s: float = BOOK_MAX_AGE_S,
         first_read_wait_s: float = FIRST_READ_WAIT_S,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if (api_key is None) != (api_secret is None) or (api_key is None) != (api_passphrase is None):
             raise InvalidArgument("api_key, api_secret and api_passphrase go together (all or none)")
@@ -103,22 +97,32 @@ class KuCoinClient:
             exchange = build_exchange(futures_url, api_key=api_key, api_secret=api_secret,
                                       api_passphrase=api_passphrase, timeout_ms=int(request_timeout_s * 1000))
         self._gateway = gateway if gateway is not None else RestGateway(exchange, clock=clock)
-        self._orders = orders if orders is not None else OrderManager(self._gateway, clock=clock)
+        self._orders = orders if orders is not None else OrderManager(self._gateway, clock=clock,
+                                                                      wall_clock=wall_clock)
         self._ws: KuCoinWebSocket | None = None
         if enable_websocket:
             self._ws = websocket if websocket is not None else KuCoinWebSocket(
                 rest_url=futures_url, rest_get=self._rest_get, token_provider=self._bullet_public,
-                clock=clock)
+                clock=clock, wall_clock=wall_clock)
         self.futures_url = futures_url
         self._ticker_max_age_s = ticker_max_age_s
         self._book_max_age_s = book_max_age_s
         self._first_read_wait_s = first_read_wait_s
         self._clock = clock
-        self._lock = threading.Lock()
+        self._wall_clock = wall_clock
+        self._lock = threading.Lock()  # lifecycle and the subscribed set
         self._started = False
         self._closed = False
         self._subscribed: set[tuple[str, ...]] = set()
-        self.source_counts = {"websocket": 0, "rest": 0}  # market-data reads served, by source
+        # Symbols whose ticker is subscribed (so known valid): get_ticker's hot path reads this
+        # set without a lock (a membership test of a set only ever added to is atomic).
+        self._live_tickers: set[str] = set()
+        # symbol -> (the cached Ticker last converted, its ccxt dict): a cache hit on an unchanged
+        # ticker costs a dict copy instead of a conversion. Races only convert twice.
+        self._ticker_dicts: dict[str, tuple[Ticker, dict[str, Any]]] = {}
+        self._counts_lock = threading.Lock()  # never held with _lock; never blocks behind start()
+        self._counts = {"websocket": 0, "rest": 0}
+        self._degraded: set[tuple[str, ...]] = set()  # keys now served from REST (WARNING once)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "started" if self._started else "new"
@@ -130,6 +134,12 @@ class KuCoinClient:
         return cls(settings.api_key, settings.api_secret, settings.api_passphrase,
                    enable_websocket=settings.enable_websocket, futures_url=settings.futures_url, **kwargs)
 
+    @property
+    def source_counts(self) -> dict[str, int]:
+        """Market-data reads served so far, by source: {"websocket": n, "rest": m} (a copy)."""
+        with self._counts_lock:
+            return dict(self._counts)
+
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> KuCoinClient:
         """Load the markets and start the WebSocket thread (done lazily by the first call)."""
@@ -139,7 +149,7 @@ class KuCoinClient:
             if self._started:
                 return self
             self._gateway.start()
-            if self._ws is not None:
+            if self._ws is not None and self._ws.state is WsState.NEW:  # an injected one may run
                 self._ws.start()
             self._started = True
         return self
@@ -174,18 +184,26 @@ class KuCoinClient:
     # -- market data ---------------------------------------------------------------------------
     def get_ticker(self, symbol: str) -> dict[str, Any]:
         """Return ccxt's ticker for `symbol`, plus `source` ("websocket" or "rest")."""
-        self._check_symbol(symbol)
-        if self._ws is not None:
-            first = self._subscribe(("ticker", symbol), self._ws.subscribe_ticker, symbol)
-            if first:
-                ticker = self._ws.wait_for_ticker(symbol, timeout_s=self._first_read_wait_s,
-                                                  max_age_s=self._ticker_max_age_s)
-            else:
-                ticker = self._ws.get_ticker(symbol, max_age_s=self._ticker_max_age_s)
+        ws = self._ws
+        # Hot path, a few microseconds: a subscribed (hence validated) symbol with a fresh cache.
+        if ws is not None and not self._closed and isinstance(symbol, str) and symbol in self._live_tickers:
+            ticker = ws.get_ticker(symbol, max_age_s=self._ticker_max_age_s)
             if ticker is not None:
-                return self._served(ticker_to_ccxt(ticker))
+                return self._ticker_from_cache(ticker)
+        self._check_symbol(symbol)
+        if ws is not None:
+            if self._subscribe(("ticker", symbol), ws.subscribe_ticker, symbol):
+                ticker = ws.wait_for_ticker(symbol, timeout_s=self._first_read_wait_s,
+                                            max_age_s=self._ticker_max_age_s)
+                self._live_tickers.add(symbol)
+            else:
+                ticker = ws.get_ticker(symbol, max_age_s=self._ticker_max_age_s)
+            if ticker is not None:
+                return self._ticker_from_cache(ticker)
+            self._fell_back(("ticker", symbol))
         payload = self._rest_get(PATH_TICKER, {"symbol": to_kucoin_id(symbol)})
-        return self._served(ticker_to_ccxt(parse_rest_ticker(payload, received_at=self._clock())))
+        self._count("rest")
+        return ticker_to_ccxt(parse_rest_ticker(payload, received_at=self._clock()))
 
     def get_ohlcv(self, symbol: str, timeframe: str = "1m", limit: int = 100) -> OHLCV:
         """Return the newest `limit` candles, oldest first: [ts_ms, open, high, low, close, volume].
@@ -193,10 +211,10 @@ class KuCoinClient:
         The last row is the candle in progress. Served from the WebSocket cache while its newest
         candle was refreshed within half a candle, otherwise from REST kline history.
         """
-        self._check_symbol(symbol)
         step_s = timeframe_seconds(timeframe)  # InvalidArgument for an unknown timeframe
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OHLCV_LIMIT:
             raise InvalidArgument(f"limit must be an int from 1 to {MAX_OHLCV_LIMIT}, got {limit!r}")
+        self._check_symbol(symbol)
         if self._ws is not None:
             key = ("candles", symbol, timeframe)
             first = self._subscribe(key, self._ws.subscribe_candles, symbol, timeframe)
@@ -207,29 +225,37 @@ class KuCoinClient:
             else:
                 candles = self._ws.get_candles(symbol, timeframe, max_age_s=max_age_s)
             if candles and len(candles) >= limit:
+                self._recovered(key)
                 return self._served_rows(candles_to_ccxt(candles, limit), "websocket")
-        now_ms = int(time.time() * 1000)
-        params = {"symbol": to_kucoin_id(symbol), "granularity": timeframe_to_granularity(timeframe),
-                  "from": now_ms - (limit + 1) * step_s * 1000, "to": now_ms}
-        candles = parse_rest_klines(self._rest_get(PATH_KLINES, params), received_at=self._clock())
+            self._fell_back(key)
+        # Windows of under 200 periods (kucoin_restfeed.fetch_klines): KuCoin's docs give 200 or
+        # 500 rows a call (protocol notes section 7.1) and do not say which end a longer range
+        # loses, so one call for `limit` > 200 could miss the newest candles.
+        now_ms = int(self._wall_clock() * 1000)
+        candles = fetch_klines(self._rest_get, to_kucoin_id(symbol), timeframe,
+                               from_ms=now_ms - limit * step_s * 1000, to_ms=now_ms, received_at=self._clock())
         return self._served_rows(candles_to_ccxt(candles, limit), "rest")
 
     def get_order_book(self, symbol: str, limit: int = 20) -> dict[str, Any]:
         """Return ccxt's order book with `limit` levels per side, plus `source`."""
-        self._check_symbol(symbol)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidArgument(f"limit must be a positive int, got {limit!r}")
+        self._check_symbol(symbol)
         if self._ws is not None:
-            first = self._subscribe(("book", symbol), self._ws.subscribe_order_book, symbol)
-            if first:
+            key = ("book", symbol)
+            if self._subscribe(key, self._ws.subscribe_order_book, symbol):
                 book = self._ws.wait_for_order_book(symbol, timeout_s=self._first_read_wait_s,
                                                     max_age_s=self._book_max_age_s)
             else:
                 book = self._ws.get_order_book(symbol, max_age_s=self._book_max_age_s)
             if book is not None:
-                return self._served(order_book_to_ccxt(book, limit))
+                self._recovered(key)
+                self._count("websocket")
+                return order_book_to_ccxt(book, limit)
+            self._fell_back(key)
         payload = self._rest_get(PATH_BOOK, {"symbol": to_kucoin_id(symbol)})
-        return self._served(order_book_to_ccxt(parse_rest_order_book(payload, received_at=self._clock()), limit))
+        self._count("rest")
+        return order_book_to_ccxt(parse_rest_order_book(payload, received_at=self._clock()), limit)
 
     # -- orders and account (CRITICAL / HIGH on the scheduler) ---------------------------------
     def create_market_order(self, symbol: str, side: str, amount: int, *, leverage: int | None = None,
@@ -281,17 +307,27 @@ class KuCoinClient:
 
     # -- health --------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        """WebSocket state, data ages, reconnects, rate-limit budget left, queue depth per priority."""
-        with self._lock:
-            counts = dict(self.source_counts)
-        report: dict[str, Any] = {"started": self._started, "closed": self._closed, "source_counts": counts}
-        report.update(self._gateway.health())
+        """WebSocket state, data ages, reconnects, rate-limit budget left, queue depth per priority.
+
+        Returns a plain dict: ``started``, ``closed``, ``source_counts``, ``rate_limit`` (pool ->
+        limit, remaining, reset_in_s), ``queue_depths`` (priority name -> queued calls),
+        ``in_flight``, and ``websocket``: ``enabled`` and, when enabled, ``state``, ``healthy``,
+        ``connections``, ``reconnects``, ``messages``, ``malformed``, ``resyncs`` and
+        ``data_ages_s`` (topic -> seconds since its newest message, None before the first).
+        """
+        report: dict[str, Any] = {"started": self._started, "closed": self._closed,
+                                  "source_counts": self.source_counts}
+        report.update(self._gateway.health())  # no I/O: the executor's own counters
         if self._ws is None:
             report["websocket"] = {"enabled": False}
-        else:
-            stats = self._ws.stats()
-            report["websocket"] = {"enabled": True, "state": self._ws.state.name,
-                                   "healthy": self._ws.is_healthy(), "stats": stats}
+            return report
+        stats = self._ws.stats()
+        report["websocket"] = {
+            "enabled": True, "state": stats.state.name, "healthy": self._ws.is_healthy(),
+            "connections": stats.connections, "reconnects": stats.reconnects,
+            "messages": stats.messages, "malformed": stats.malformed, "resyncs": dict(stats.resyncs),
+            "data_ages_s": {topic: topic_stats.age_s for topic, topic_stats in stats.topics.items()},
+        }
         return report
 
     # -- internals -----------------------------------------------------------------------------
@@ -306,6 +342,7 @@ class KuCoinClient:
         if not isinstance(symbol, str) or symbol not in self._gateway.markets:
             raise InvalidArgument(f"symbol={symbol!r}: not a KuCoin Futures market "
                                   "(use ccxt unified symbols such as 'BTC/USDT:USDT')")
+        to_kucoin_id(symbol)  # InvalidArgument for a market we cannot subscribe (dated futures)
 
     def _subscribe(self, key: tuple[str, ...], subscribe: Callable[..., None], *args: str) -> bool:
         """Subscribe once per key; return True the first time (the caller then waits)."""
@@ -324,12 +361,37 @@ class KuCoinClient:
                                       lambda ex: ex.futuresPublicPostBulletPublic())
         return parse_bullet(envelope)
 
-    def _served(self, value: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            self.source_counts[value["source"]] += 1
-        return value
+    def _fell_back(self, key: tuple[str, ...]) -> None:
+        # Degraded service is a WARNING once per series (a bot polling 30 symbols a second must
+        # not log 30 lines a second while the WebSocket is down), DEBUG after that.
+        if key in self._degraded:
+            log.debug("%s: no fresh WebSocket data; REST", " ".join(key))
+            return
+        self._degraded.add(key)
+        log.warning("%s: no fresh WebSocket data; served from REST until it returns", " ".join(key))
+
+    def _recovered(self, key: tuple[str, ...]) -> None:
+        if self._degraded and key in self._degraded:
+            self._degraded.discard(key)
+            log.info("%s: served from the WebSocket cache again", " ".join(key))
+
+    def _ticker_from_cache(self, ticker: Ticker) -> dict[str, Any]:
+        if self._degraded:
+            self._recovered(("ticker", ticker.symbol))
+        converted = self._ticker_dicts.get(ticker.symbol)
+        if converted is None or converted[0] is not ticker:
+            converted = (ticker, ticker_to_ccxt(ticker))
+            self._ticker_dicts[ticker.symbol] = converted
+        with self._counts_lock:
+            self._counts["websocket"] += 1
+        result = converted[1].copy()  # the caller owns its dict, and a fresh "info" in it
+        result["info"] = {}
+        return result
+
+    def _count(self, source: str) -> None:
+        with self._counts_lock:
+            self._counts[source] += 1
 
     def _served_rows(self, rows: list[list[float]], source: str) -> OHLCV:
-        with self._lock:
-            self.source_counts[source] += 1
+        self._count(source)
         return OHLCV(rows, source)

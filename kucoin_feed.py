@@ -1,18 +1,13 @@
 """From received frames to cache updates: the WebSocket thread's market-data dispatcher.
 
-No sockets and no clock reads (``now`` comes in), but not thread-safe: one ``MarketFeed`` lives
-on the WebSocket thread and is the only writer of the ticker and order-book caches. Its hot path
-is ``on_data``: orjson decodes the frame once, the subject picks a handler, the handler builds
-the frozen value and stores it with one dict assignment under the cache's short lock, then
-callbacks run outside any lock. ``fast_ticker_v2`` and ``fast_level2`` are the protocol layer's
-parsers minus their generality (memoised symbols, no regex); on anything unusual they hand the
-message to ``parse_ticker_v2`` / ``parse_level2``, so both paths give equal values and errors.
-
-Order books follow KuCoin's procedure (protocol notes section 11.1) through ``L2Book``: a book is
-attached to the connection whose subscribe was acknowledged, buffers that connection's deltas,
-and asks its owner for a REST snapshot (``request_snapshot``); a gap, a sequence regression or a
-crossed book after a batch of deltas drops the book from the cache and asks for a new snapshot
-(a resync, counted). A book is published at most once per socket read (``end_of_batch``).
+Internal to ``kucoin_websocket``. No sockets and no clock reads (``now`` comes in), but not
+thread-safe: one ``MarketFeed`` lives on the WebSocket thread and is the only writer of the
+ticker and candle pushes into the caches (order books: ``kucoin_bookfeed.BookFeed``, ``.books``).
+Its hot path is ``on_data``: orjson decodes the frame once, the subject picks a handler, the
+handler builds the frozen value and stores it with one dict assignment under the cache's short
+lock, then callbacks run outside any lock. ``fast_ticker_v2`` is the protocol layer's parser
+minus its generality (memoised symbols, no regex); on anything unusual it hands the message to
+``parse_ticker_v2``, so both paths give equal values and raise the same ``ProtocolError``.
 """
 from __future__ import annotations
 
@@ -22,41 +17,29 @@ from typing import Any
 
 import orjson
 
+from kucoin_bookfeed import BookFeed
 from kucoin_cache import CandleCache, OrderBookCache, TickerCache
 from kucoin_candles import slots_constructor
 from kucoin_protocol import (
-    TOPIC_CANDLE,
-    TOPIC_LEVEL2,
-    BookDelta,
-    BookStatus,
     Candle,
-    L2Book,
     OrderBook,
     ProtocolError,
-    Side,
     Ticker,
     WsSession,
     parse_candle,
     parse_candle_topic,
-    parse_level2,
     parse_ticker,
     parse_ticker_v2,
 )
 
-__all__ = ["FeedSession", "MarketFeed", "fast_level2", "fast_ticker_v2"]
+__all__ = ["FeedSession", "MarketFeed", "fast_ticker_v2"]
 
 log = logging.getLogger(__name__)
 
 MALFORMED_LOG_INTERVAL_S = 1.0  # at most one WARNING per second for a stream of bad frames
-_LEVEL2_PREFIX = TOPIC_LEVEL2 + ":"
-_CANDLE_PREFIX = TOPIC_CANDLE + ":"
-_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 _WEBSOCKET = "websocket"
 _loads = orjson.loads
-
-
 _new_ticker = slots_constructor(Ticker)
-_new_delta = slots_constructor(BookDelta)
 
 
 class FeedSession(WsSession):
@@ -68,7 +51,6 @@ class FeedSession(WsSession):
         self._last_message_at = now
 
 
-# -- Fast parsers -------------------------------------------------------------------------------
 def fast_ticker_v2(message: dict[str, Any], received_at: float, symbols: dict[str, str],
                    last_trades: dict[str, tuple[float, int]]) -> Ticker:
     """Return ``parse_ticker_v2(message)`` completed with the last trade of ``last_trades``.
@@ -96,9 +78,9 @@ def fast_ticker_v2(message: dict[str, Any], received_at: float, symbols: dict[st
         return _slow_ticker_v2(message, received_at, last_trades)
     if last is None:
         return _new_ticker(symbol, bid, bid_size, ask, ask_size, None, None, ts_ns // 1_000_000,
-                      received_at, _WEBSOCKET, sequence)
+                           received_at, _WEBSOCKET, sequence)
     return _new_ticker(symbol, bid, bid_size, ask, ask_size, last[0], last[1], ts_ns // 1_000_000,
-                  received_at, _WEBSOCKET, sequence)
+                       received_at, _WEBSOCKET, sequence)
 
 
 def _slow_ticker_v2(message: dict[str, Any], received_at: float,
@@ -111,44 +93,11 @@ def _slow_ticker_v2(message: dict[str, Any], received_at: float,
                   last[1], ticker.ts_ms, received_at, _WEBSOCKET, ticker.sequence)
 
 
-def fast_level2(message: dict[str, Any], symbol: str) -> BookDelta:
-    """Return ``parse_level2(message)`` for a push already known to be ``symbol``'s."""
-    try:
-        data = message["data"]
-        sequence = data["sequence"]
-        ts_ms = data["timestamp"]
-        price, side, size = data["change"].split(",")
-        if type(sequence) is not int or type(ts_ms) is not int:
-            raise TypeError
-        price_f = float(price)
-        if price_f - price_f:
-            raise ValueError
-        return _new_delta(symbol, sequence, price_f, _SIDES[side], int(size), ts_ms)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return parse_level2(message, received_at=0.0)
-
-
-class _Book:
-    """One symbol's level-2 state on the WebSocket thread."""
-
-    __slots__ = ("book", "kucoin_id", "live", "resyncs", "source", "symbol")
-
-    def __init__(self, symbol: str, kucoin_id: str) -> None:
-        self.symbol = symbol
-        self.kucoin_id = kucoin_id
-        self.book = L2Book(symbol)
-        self.source: object | None = None  # the connection whose deltas feed this book
-        self.live = False  # a live delta was applied since the last snapshot
-        self.resyncs = 0
-
-
 class MarketFeed:
-    """Dispatch market pushes into the caches and keep level-2 books in sync.
+    """Dispatch market pushes into the caches: tickers and candles here, books in ``books``.
 
     Args:
-        request_snapshot: called with a KuCoin id when its book needs a REST snapshot (the
-            owner fetches it off-thread, calls ``apply_snapshot`` and retries while
-            ``book_needs_snapshot`` says so).
+        request_snapshot: called with a KuCoin id when its book needs a REST snapshot.
         period_closed: called with a candle topic and the start of its newest period when a
             push for a later period arrives (the owner re-reads the closed one from REST).
         on_ticker, on_candle, on_order_book: user callbacks, run after the cache update and
@@ -171,25 +120,23 @@ class MarketFeed:
     ) -> None:
         self._tickers = tickers
         self._candles = candles
-        self._books = books
-        self._request_snapshot = request_snapshot
         self._period_closed = period_closed
         self._on_ticker = on_ticker
         self._on_candle = on_candle
-        self._on_order_book = on_order_book
-        self._book_depth = book_depth
+        self.books = BookFeed(cache=books, request_snapshot=request_snapshot, on_order_book=on_order_book,
+                              depth=book_depth)
         self._ticker_ids: dict[str, str] = {}  # KuCoin id -> unified, for wanted tickers only
         self._wanted_tickers: set[str] = set()
         self._last_trade: dict[str, tuple[float, int]] = {}  # KuCoin id -> (price, size) from ticker v1
         self._candle_keys: dict[str, tuple[str, str]] = {}  # wanted candle topic -> (symbol, timeframe)
-        self._book_ids: dict[str, _Book] = {}  # KuCoin id -> book, for wanted books
-        self._dirty: dict[str, _Book] = {}
+        self._last_pushed: dict[str, int] = {}  # candle topic -> start of the newest period pushed
         self._handlers: dict[str, Callable[[dict[str, Any], float, object], None]] = {
             "tickerV2": self._on_ticker_v2,
             "ticker": self._on_ticker_v1,
-            "level2": self._on_level2,
+            "level2": self.books.on_level2,
             "candle.stick": self._on_candle_push,
         }
+        self.end_of_batch = self.books.end_of_batch  # books are published once per socket read
         self.topic_stats: dict[str, list[Any]] = {}  # topic -> [message count, last received_at]
         self.malformed = 0
         self._malformed_logged_at = float("-inf")
@@ -214,61 +161,9 @@ class MarketFeed:
     def unwant_candles(self, topic: str) -> None:
         """Ignore candle pushes on ``topic`` and forget its cached series."""
         key = self._candle_keys.pop(topic, None)
+        self._last_pushed.pop(topic, None)
         if key is not None:
             self._candles.discard(key)
-
-    def want_book(self, symbol: str, kucoin_id: str) -> None:
-        """Keep a level-2 book of ``symbol`` (it syncs once a connection is attached)."""
-        if kucoin_id not in self._book_ids:
-            self._book_ids[kucoin_id] = _Book(symbol, kucoin_id)
-
-    def unwant_book(self, kucoin_id: str) -> None:
-        """Drop the book of ``kucoin_id`` and its cached snapshot."""
-        state = self._book_ids.pop(kucoin_id, None)
-        if state is not None:
-            self._dirty.pop(state.symbol, None)
-            self._books.discard(state.symbol)
-
-    def attach_book(self, kucoin_id: str, source: object) -> None:
-        """Feed the book from ``source`` (its level-2 subscribe was acked there) and resync it."""
-        state = self._book_ids.get(kucoin_id)
-        if state is None:
-            return
-        state.source = source
-        self._restart(state, resync=False)
-
-    def detach(self, source: object) -> None:
-        """``source`` is gone: every book it fed is out of sync until re-attached."""
-        for state in self._book_ids.values():
-            if state.source is source:
-                state.source = None
-                state.book.reset()
-                state.live = False
-                self._dirty.pop(state.symbol, None)
-                self._books.discard(state.symbol)
-
-    def book_needs_snapshot(self, kucoin_id: str) -> bool:
-        """True if the book is wanted, attached and still waiting for a usable snapshot."""
-        state = self._book_ids.get(kucoin_id)
-        return state is not None and state.source is not None and not state.book.is_synced
-
-    def apply_snapshot(self, snapshot: OrderBook, kucoin_id: str, now: float) -> BookStatus | None:
-        """Load a REST snapshot into the book; ``GAP`` means fetch a newer one (None: not wanted)."""
-        state = self._book_ids.get(kucoin_id)
-        if state is None or state.source is None:
-            return None
-        if state.book.is_synced:
-            return BookStatus.STALE  # a resync raced a later snapshot; the book is fine
-        status = state.book.apply_snapshot(snapshot)
-        if status is BookStatus.OK:
-            state.live = False
-            self._dirty[state.symbol] = state
-            self.end_of_batch(now)
-        return status
-
-    def resync_counts(self) -> dict[str, int]:
-        """Return resyncs per unified symbol (gaps, regressions, crossed books)."""
-        return {state.symbol: state.resyncs for state in list(self._book_ids.values())}  # any thread
 
     # -- the hot path ---------------------------------------------------------------------------
     def on_data(self, raw: bytes, now: float, source: object) -> bool | None:
@@ -281,7 +176,7 @@ class MarketFeed:
         try:
             message = _loads(raw)
         except orjson.JSONDecodeError:
-            return None  # the caller decides: a CLOSE frame, or a malformed text frame
+            return None
         try:
             handler = self._handlers.get(message.get("subject"))
         except (AttributeError, TypeError):  # JSON, but not an object (or an unhashable subject)
@@ -310,34 +205,16 @@ class MarketFeed:
             self._malformed_logged_at = now
             log.warning("! ignored malformed frame (%d so far): %s: %.120r", self.malformed, why, raw)
 
-    def end_of_batch(self, now: float) -> None:
-        """Publish the books changed since the last call (once per socket read)."""
-        if not self._dirty:
-            return
-        dirty, self._dirty = self._dirty, {}
-        published: list[OrderBook] = []
-        for state in dirty.values():
-            book = state.book.snapshot(received_at=now, depth=self._book_depth)
-            if book is None:
-                continue
-            if book.bids and book.asks and book.bids[0][0] >= book.asks[0][0]:
-                log.warning("! %s book crossed at sequence %d (bid %s >= ask %s): resync",
-                            state.symbol, book.sequence, book.bids[0][0], book.asks[0][0])
-                self._restart(state, resync=True)
-                continue
-            self._books.put(book)
-            published.append(book)
-        if self._on_order_book is not None:
-            for book in published:
-                _safe_call(self._on_order_book, book)
-
     # -- handlers -------------------------------------------------------------------------------
     def _on_ticker_v2(self, message: dict[str, Any], now: float, source: object) -> None:
         ticker = fast_ticker_v2(message, now, self._ticker_ids, self._last_trade)
         if ticker.symbol in self._wanted_tickers:
             self._tickers.put(ticker)
             if self._on_ticker is not None:
-                _safe_call(self._on_ticker, ticker)
+                try:  # _safe_call inlined: this runs once per tickerV2 push
+                    self._on_ticker(ticker)
+                except Exception:  # a user bug must not kill the feed
+                    log.exception("callback %r raised; the feed continues", self._on_ticker)
 
     def _on_ticker_v1(self, message: dict[str, Any], now: float, source: object) -> None:
         ticker = parse_ticker(message, received_at=now)
@@ -349,52 +226,27 @@ class MarketFeed:
         if self._on_ticker is not None:
             _safe_call(self._on_ticker, ticker)
 
-    def _on_level2(self, message: dict[str, Any], now: float, source: object) -> None:
-        topic = message.get("topic")
-        if type(topic) is not str or not topic.startswith(_LEVEL2_PREFIX):
-            return  # level2Depth5/50 share the subject; we never subscribe to them
-        state = self._book_ids.get(topic[len(_LEVEL2_PREFIX):])
-        if state is None or state.source is not source:
-            return  # not wanted, or a connection that does not feed this book (renewal overlap)
-        delta = fast_level2(message, state.symbol)
-        status = state.book.apply(delta)
-        if status is BookStatus.OK:
-            state.live = True
-            self._dirty[state.symbol] = state
-        elif status is BookStatus.GAP:
-            log.warning("! %s level2 gap before sequence %d: resync", state.symbol, delta.sequence)
-            self._restart(state, resync=True, keep_buffer=True)
-        elif status is BookStatus.STALE and state.live:
-            log.warning("! %s level2 sequence went back to %d: resync", state.symbol, delta.sequence)
-            self._restart(state, resync=True)
-
     def _on_candle_push(self, message: dict[str, Any], now: float, source: object) -> None:
         key = self._candle_keys.get(message.get("topic"))  # type: ignore[arg-type]
         if key is None:
             parse_candle_topic(str(message.get("topic")))  # raises ProtocolError if garbage
             return
         candle = parse_candle(message, received_at=now)
-        previous_start_ms = self._candles.last_start_ms(key[0], key[1])
+        topic = message["topic"]
+        # KuCoin pushes a candle at most once a second and never marks one closed, so the last
+        # trades of a period may never be pushed for it: when a push opens a later period than
+        # the last one pushed, the owner re-reads the closed period(s) from REST. The last period
+        # *pushed* is the reference, not the newest held: REST may have added the newer period
+        # first (a fetch across a period boundary), which would hide the roll.
+        last_pushed_ms = self._last_pushed.get(topic)
+        previous_ms = last_pushed_ms if last_pushed_ms is not None else self._candles.last_start_ms(*key)
         self._candles.update(key[0], key[1], candle)
-        if previous_start_ms is not None and candle.ts_ms > previous_start_ms:
-            # KuCoin pushes a candle at most once a second and never marks one closed, so the
-            # last trades of the period just closed may never have been pushed: the owner
-            # confirms it from REST.
-            self._period_closed(message["topic"], previous_start_ms)
+        if last_pushed_ms is None or candle.ts_ms > last_pushed_ms:
+            self._last_pushed[topic] = candle.ts_ms
+        if previous_ms is not None and candle.ts_ms > previous_ms:
+            self._period_closed(topic, previous_ms)
         if self._on_candle is not None:
             _safe_call(self._on_candle, key[0], key[1], candle)
-
-    # -- resync -------------------------------------------------------------------------------
-    def _restart(self, state: _Book, *, resync: bool, keep_buffer: bool = False) -> None:
-        if resync:
-            state.resyncs += 1
-        if not keep_buffer:
-            state.book.reset()  # L2Book already reset itself on a gap and kept the delta
-        state.live = False
-        self._dirty.pop(state.symbol, None)
-        self._books.discard(state.symbol)
-        if state.source is not None:
-            self._request_snapshot(state.kucoin_id)
 
 
 def _safe_call(callback: Callable[..., object], *args: Any) -> None:

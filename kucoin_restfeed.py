@@ -52,11 +52,10 @@ PATH_BULLET_PUBLIC = "/api/v1/bullet-public"  # POST, no auth, no body: a WS tok
 PATH_KLINES = "/api/v1/kline/query"  # symbol, granularity (minutes), from/to (ms)
 PATH_LEVEL2_SNAPSHOT = "/api/v1/level2/snapshot"  # full book with its sequence
 DEFAULT_REST_TIMEOUT_S = 10.0
-# Rows per kline request: docs-new say 500, classic docs 200 and ccxt assumes 200; whether
-# from/to are inclusive is unverified (notes section 16). A window of 190 periods, opened one ms
-# before its first start, stays under 200 rows under every reading, and windows overlap by
-# nothing that merge_candles cannot deduplicate.
-KLINE_PAGE_PERIODS = 190
+# Rows per kline answer: docs-new say at most 500, classic docs 200 (ccxt assumes 200). An answer
+# this long may have been cut off; a shorter one is whole (notes sections 1 and 16).
+KLINE_MIN_CAP = 200
+KLINE_MAX_REQUESTS = 12  # 500 candles take 1 request at a 500-row cap, 3 at a 200-row cap
 
 # Worker priorities (lower runs first): a reconnect must not wait behind a candle backfill.
 PRIORITY_TOKEN = 0
@@ -172,22 +171,33 @@ def _seconds(value: str | None) -> float | None:
 # -- Public data fetches ----------------------------------------------------------------------
 def fetch_klines(rest_get: RestGet, kucoin_id: str, timeframe: str, *, from_ms: int, to_ms: int,
                  received_at: float) -> tuple[Candle, ...]:
-    """Return the candles starting in [from_ms, to_ms] (oldest first), in windows of 190 periods.
+    """Return the candles starting in [from_ms, to_ms], oldest first (the newest may be in progress).
 
-    The newest candle may be the period in progress. Windows are requested oldest first, so a
-    failure part-way leaves nothing merged twice and the caller can simply retry.
+    One request for the whole window first. KuCoin caps an answer at 200 or 500 rows (the docs
+    disagree) and does not say which end it keeps, nor whether ``from``/``to`` are inclusive
+    (protocol notes section 16): the window is widened by a millisecond each side, and when an
+    answer of at least ``KLINE_MIN_CAP`` rows leaves a side of the window uncovered, that side is
+    asked for again, until nothing new comes (at most ``KLINE_MAX_REQUESTS`` requests).
     """
     span_ms = timeframe_seconds(timeframe) * 1000
     granularity = timeframe_to_granularity(timeframe)
     candles: dict[int, Candle] = {}
-    lo = from_ms
-    while lo <= to_ms:
-        hi = min(lo + KLINE_PAGE_PERIODS * span_ms - 1, to_ms)
-        params = {"symbol": kucoin_id, "granularity": granularity, "from": lo - 1, "to": hi}
-        for candle in parse_rest_klines(rest_get(PATH_KLINES, params), received_at=received_at):
-            if from_ms <= candle.ts_ms <= to_ms:
-                candles[candle.ts_ms] = candle
-        lo = hi + 1
+    windows = [(from_ms, to_ms)]
+    for _ in range(KLINE_MAX_REQUESTS):
+        if not windows:
+            break
+        lo, hi = windows.pop()
+        params = {"symbol": kucoin_id, "granularity": granularity, "from": lo - 1, "to": hi + 1}
+        answer = parse_rest_klines(rest_get(PATH_KLINES, params), received_at=received_at)
+        rows = [c for c in answer if lo <= c.ts_ms <= hi]
+        fresh = [c for c in rows if c.ts_ms not in candles]
+        candles.update((c.ts_ms, c) for c in fresh)
+        if len(answer) < KLINE_MIN_CAP or not fresh:
+            continue  # a whole answer (nothing was cut off), or nothing new: done here
+        if rows[0].ts_ms - span_ms >= lo:
+            windows.append((lo, rows[0].ts_ms - 1))  # the older part was cut off
+        if rows[-1].ts_ms + span_ms <= hi:
+            windows.append((rows[-1].ts_ms + 1, hi))  # the newer part was cut off
     return tuple(candles[start] for start in sorted(candles))
 
 
@@ -242,6 +252,11 @@ class RestWorker:
     def is_alive(self) -> bool:
         """True while the thread runs."""
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._closed.is_set()
 
     def _cancel_queued(self) -> None:
         while True:

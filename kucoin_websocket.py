@@ -11,22 +11,28 @@ are ccxt's ("1m" ... "1w")::
         ws.subscribe_order_book("BTC/USDT:USDT")        # REST snapshot + level-2 deltas
         ticker = ws.wait_for_ticker("BTC/USDT:USDT", timeout_s=0.5)   # first value, or None
         book = ws.get_order_book("BTC/USDT:USDT", max_age_s=2.0, depth=20)  # None if older
+        closes = ws.get_candles("BTC/USDT:USDT", "1m", max_age_s=90).closes  # float64 memoryview
 
-Public API (all methods are thread-safe; nothing here is async):
+Public API (every method is thread-safe and synchronous):
 
-    KuCoinWebSocket(*, rest_url, token_provider, rest_get, clock, wall_clock, rng, max_candles,
-                    max_topics_per_connection, renew_after_s, connect_timeout_s, backoff_initial_s,
-                    backoff_cap_s, book_depth, confirm_closed_candles_after_s, on_ticker, on_candle,
-                    on_order_book, name)
-    start() / stop(timeout_s=2.0) / with-statement       state -> State, is_healthy() -> bool
+    KuCoinWebSocket(*, rest_url, token_provider, rest_get, rest_timeout_s, clock, wall_clock,
+                    rng, max_candles, max_topics_per_connection, renew_after_s,
+                    connect_timeout_s, backoff_initial_s, backoff_cap_s, book_depth,
+                    confirm_closed_candles_after_s, gil_switch_interval_s, on_ticker,
+                    on_candle, on_order_book, name)
+    start() -> self / stop(timeout_s=2.0) / with-statement   state -> State, is_healthy() -> bool
     subscribe_ticker(symbol, *, last_trade=True)  unsubscribe_ticker(symbol)
     subscribe_candles(symbol, timeframe)          unsubscribe_candles(symbol, timeframe)
     subscribe_order_book(symbol)                  unsubscribe_order_book(symbol)
     get_ticker(symbol, *, max_age_s) -> Ticker | None
-    get_candles(symbol, timeframe, *, max_age_s, limit=None) -> tuple[Candle, ...] | None
+    get_candles(symbol, timeframe, *, max_age_s, limit=None) -> CandleSeries | None
     get_order_book(symbol, *, max_age_s, depth=None) -> OrderBook | None
     wait_for_ticker / wait_for_candles / wait_for_order_book(..., timeout_s=0.5, max_age_s=inf)
     stats() -> FeedStats
+
+``CandleSeries`` (kucoin_candles) is an immutable sequence of ``Candle`` kept in arrays (57
+bytes a candle instead of ~300, invisible to the garbage collector); ``ohlcv()`` gives ccxt rows
+and ``opens``/``highs``/``lows``/``closes``/``volumes``/``ts_ms`` read-only memoryviews.
 
 Freshness: ``received_at`` (injected monotonic clock) of a ticker or book is when it last
 changed; of a candle series, when a push or a REST merge last changed it. A book that lost sync
@@ -47,18 +53,16 @@ renewed with a new token after ``renew_after_s`` (subscribed before the old one 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import enum
 import logging
 import random
+import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import Any
 
 from kucoin_cache import CandleCache, OrderBookCache, TickerCache
-from kucoin_feed import MarketFeed
+from kucoin_candles import CandleSeries
 from kucoin_protocol import (
     Candle,
     ClientClosed,
@@ -66,16 +70,14 @@ from kucoin_protocol import (
     OrderBook,
     Ticker,
     WsEndpoint,
+    timeframe_to_candle_type,
     to_kucoin_id,
-    topic_candle,
-    topic_level2,
-    topic_ticker,
-    topic_ticker_v2,
 )
 from kucoin_restfeed import DEFAULT_REST_TIMEOUT_S, PublicRest, RestGet, RestWorker
-from kucoin_wsengine import Engine, EngineConfig
+from kucoin_wsengine import Callbacks, Engine, FeedStats, State, TopicStats
+from kucoin_wsshards import LinkConfig
 
-__all__ = ["FeedStats", "KuCoinWebSocket", "State", "TopicStats"]
+__all__ = ["CandleSeries", "FeedStats", "KuCoinWebSocket", "State", "TopicStats"]
 
 log = logging.getLogger(__name__)
 
@@ -96,40 +98,7 @@ DEFAULT_CONNECT_TIMEOUT_S = 10.0
 # next period, the closed one is re-read from REST (one kline request per series and period).
 DEFAULT_CONFIRM_DELAY_S = 2.0
 INFINITY = float("inf")
-
-
-class State(enum.Enum):
-    """Lifecycle of a ``KuCoinWebSocket``."""
-
-    NEW = "new"  # constructed; nothing started
-    CONNECTING = "connecting"  # started, not every connection subscribed yet
-    RUNNING = "running"  # every connection is up and has all its acks
-    RECONNECTING = "reconnecting"  # was running; a connection is being re-established
-    CLOSED = "closed"  # stopped (or its thread died); cannot be restarted
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TopicStats:
-    """Messages received on one topic and the age of the newest (None: none yet)."""
-
-    messages: int
-    age_s: float | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FeedStats:
-    """A snapshot of the feed's health (``KuCoinWebSocket.stats()``)."""
-
-    state: State
-    topics: Mapping[str, TopicStats]
-    messages: int
-    malformed: int
-    connections: int  # open now
-    connections_opened: int  # since start
-    reconnects: int
-    reconnect_delays_s: tuple[float, ...]  # the most recent backoff delays, oldest first
-    resyncs: Mapping[str, int]  # order-book resyncs per symbol
-    token_ages_s: tuple[float, ...]  # per open connection
+STOP_EXECUTOR_S = 0.5  # a DNS lookup still running at stop is not waited for longer
 
 
 class KuCoinWebSocket:
@@ -137,21 +106,26 @@ class KuCoinWebSocket:
 
     Args:
         rest_url: REST base for the default token provider and fetcher.
-        token_provider: returns a fresh ``WsEndpoint`` (default: POST bullet-public).
+        token_provider: returns a fresh ``WsEndpoint`` (default: POST bullet-public on rest_url).
         rest_get: ``(path, params) -> decoded JSON envelope`` for kline history and level-2
-            snapshots (default: stdlib HTTP on ``rest_url``).
+            snapshots (default: stdlib HTTP on ``rest_url`` with ``rest_timeout_s``).
         clock: monotonic seconds for ``received_at`` and staleness.
         wall_clock: epoch seconds, for the time ranges of REST kline history.
         rng: randomness for backoff jitter.
         max_candles: candles kept per symbol and timeframe.
         max_topics_per_connection: topics per socket before another socket is opened.
         renew_after_s: reconnect with a new token after this long (tokens live 24 h).
-        connect_timeout_s: TCP + WebSocket handshake timeout.
+        connect_timeout_s: TCP connect and WebSocket handshake timeout, each.
         backoff_initial_s, backoff_cap_s: reconnect delays (see ``kucoin_protocol.backoff``).
         book_depth: levels per side kept in published order books (None: the whole book).
         confirm_closed_candles_after_s: re-read each closed candle from REST this long after
             the next period's first push (None: never; then a closed candle may miss the
             trades of its last second, which KuCoin does not push).
+        gil_switch_interval_s: if set, ``start()`` calls ``sys.setswitchinterval`` with it and
+            ``stop()`` restores the old value. Process-wide: how long a thread waiting for the
+            GIL lets the running one go on (CPython's default is 5 ms). While another thread
+            computes, each socket read of ours waits up to that long; 0.0005 keeps the
+            send-to-visible latency near 1 ms instead of 5-10 ms.
         on_ticker, on_candle, on_order_book: callbacks ``(Ticker)``, ``(symbol, timeframe,
             Candle)``, ``(OrderBook)``, run on the WebSocket thread after each cache update.
         name: prefix of thread names and connectIds.
@@ -178,42 +152,41 @@ class KuCoinWebSocket:
         backoff_cap_s: float = 30.0,
         book_depth: int | None = None,
         confirm_closed_candles_after_s: float | None = DEFAULT_CONFIRM_DELAY_S,
+        gil_switch_interval_s: float | None = None,
         # callbacks
         on_ticker: Callable[[Ticker], object] | None = None,
         on_candle: Callable[[str, str, Candle], object] | None = None,
         on_order_book: Callable[[OrderBook], object] | None = None,
         name: str = "kucoin-ws",
     ) -> None:
-        if not isinstance(max_topics_per_connection, int) or max_topics_per_connection < 1:
-            raise InvalidArgument(f"max_topics_per_connection must be an int >= 1, not {max_topics_per_connection!r}")
-        if not renew_after_s > 0 or not connect_timeout_s > 0:
-            raise InvalidArgument("renew_after_s and connect_timeout_s must be > 0")
-        if book_depth is not None and (not isinstance(book_depth, int) or book_depth < 1):
-            raise InvalidArgument(f"book_depth must be None or an int >= 1, not {book_depth!r}")
+        _check_options(max_topics_per_connection, renew_after_s, connect_timeout_s, book_depth,
+                       gil_switch_interval_s)
         self._rest = PublicRest(rest_url, timeout_s=rest_timeout_s) if rest_get is None or token_provider is None else None
-        self._rest_get: RestGet = rest_get if rest_get is not None else self._rest.get  # type: ignore[union-attr]
-        self._token_provider = token_provider if token_provider is not None else self._rest.bullet_public  # type: ignore[union-attr]
         self._clock = clock
-        self._config = EngineConfig(
-            name=name, clock=clock, wall_clock=wall_clock, rng=rng if rng is not None else random.Random(),
-            max_topics_per_connection=max_topics_per_connection, renew_after_s=renew_after_s,
-            connect_timeout_s=connect_timeout_s, backoff_initial_s=backoff_initial_s,
-            backoff_cap_s=backoff_cap_s, max_candles=max_candles,
-            confirm_delay_s=confirm_closed_candles_after_s)
-        self._book_depth = book_depth
-        self._callbacks = (on_ticker, on_candle, on_order_book)
         self._name = name
+        self._switch_interval_s = gil_switch_interval_s
+        self._previous_switch_interval_s: float | None = None
         self._tickers = TickerCache(clock=clock)
         self._candles = CandleCache(clock=clock, max_candles=max_candles)
         self._books = OrderBookCache(clock=clock)
+        self._worker = RestWorker(name=f"{name}-rest")
+        rng = rng if rng is not None else random.Random()
+        link = LinkConfig(name=name, clock=clock, rng=rng, max_topics_per_connection=max_topics_per_connection,
+                          renew_after_s=renew_after_s, connect_timeout_s=connect_timeout_s,
+                          backoff_initial_s=backoff_initial_s, backoff_cap_s=backoff_cap_s)
+        self._engine = Engine(  # no I/O: the engine only stores these until start()
+            link=link, tickers=self._tickers, candles=self._candles, books=self._books,
+            callbacks=Callbacks(on_ticker, on_candle, on_order_book), book_depth=book_depth,
+            worker=self._worker,
+            token_provider=token_provider if token_provider is not None else self._rest.bullet_public,  # type: ignore[union-attr]
+            rest_get=rest_get if rest_get is not None else self._rest.get,  # type: ignore[union-attr]
+            wall_clock=wall_clock, rng=rng, confirm_delay_s=confirm_closed_candles_after_s,
+            on_state=self._on_engine_state)
         self._lock = threading.Lock()  # guards state, loop and the pre-start queue
         self._state = State.NEW
         self._pending: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._worker = RestWorker(name=f"{name}-rest")
-        self._feed: MarketFeed | None = None
-        self._engine: Engine | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> KuCoinWebSocket:
@@ -228,21 +201,16 @@ class KuCoinWebSocket:
                 raise ClientClosed("KuCoinWebSocket was stopped; create a new one")
             if self._state is not State.NEW:
                 raise RuntimeError("KuCoinWebSocket already started")
-            on_ticker, on_candle, on_order_book = self._callbacks
-            self._feed = MarketFeed(tickers=self._tickers, candles=self._candles, books=self._books,
-                                    request_snapshot=self._request_snapshot,
-                                    period_closed=self._period_closed, on_ticker=on_ticker,
-                                    on_candle=on_candle, on_order_book=on_order_book, book_depth=self._book_depth)
-            self._engine = Engine(config=self._config, feed=self._feed, candles=self._candles,
-                                  worker=self._worker, token_provider=self._token_provider,
-                                  rest_get=self._rest_get, on_state=self._on_engine_state)
             loop = self._loop = asyncio.new_event_loop()
             for fn, args in self._pending:
                 loop.call_soon(fn, *args)
             self._pending.clear()
             self._state = State.CONNECTING
+            if self._switch_interval_s is not None:
+                self._previous_switch_interval_s = sys.getswitchinterval()
+                sys.setswitchinterval(self._switch_interval_s)
             self._worker.start()
-            self._thread = threading.Thread(target=self._run, args=(loop, self._engine), name=self._name, daemon=True)
+            self._thread = threading.Thread(target=self._run, args=(loop,), name=self._name, daemon=True)
             self._thread.start()
         log.info("= started %s", self._name)
         return self
@@ -256,22 +224,25 @@ class KuCoinWebSocket:
         deadline = time.monotonic() + timeout_s
         with self._lock:
             state, self._state = self._state, State.CLOSED
-            loop, engine, thread = self._loop, self._engine, self._thread
+            loop, thread = self._loop, self._thread
         if state is State.CLOSED and thread is None:
             return
-        if loop is not None and engine is not None:
+        if loop is not None:
             try:
-                loop.call_soon_threadsafe(engine.request_stop)
+                loop.call_soon_threadsafe(self._engine.request_stop)
             except RuntimeError:
                 pass  # the loop already closed: the thread is ending or ended
         if self._rest is not None:
             self._rest.close()  # aborts a REST call in flight so the worker can finish
         if not self._worker.close(max(0.0, deadline - time.monotonic())):
             log.warning("! REST worker of %s still busy after stop; left as a daemon thread", self._name)
-        if thread is not None:
+        if thread is not None and thread is not threading.current_thread():  # (stop() from a callback)
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 log.warning("! WebSocket thread of %s did not end within %.1fs", self._name, timeout_s)
+        previous, self._previous_switch_interval_s = self._previous_switch_interval_s, None
+        if previous is not None and sys.getswitchinterval() == self._switch_interval_s:
+            sys.setswitchinterval(previous)  # unless someone else changed it since
         log.info("= stopped %s", self._name)
 
     def __enter__(self) -> KuCoinWebSocket:
@@ -287,21 +258,21 @@ class KuCoinWebSocket:
 
     def is_healthy(self) -> bool:
         """True when running and every connection is open and has all its acks."""
-        engine = self._engine
-        if self._state is not State.RUNNING or engine is None:
-            return False
-        return all(s.conn is not None and s.conn.is_open and s.conn.subscribed.done()
-                   and s.conn.subscribed.exception() is None for s in list(engine.shards))
+        return self._state is State.RUNNING and self._engine.links.all_subscribed()
 
-    def _run(self, loop: asyncio.AbstractEventLoop, engine: Engine) -> None:
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         asyncio.set_event_loop(loop)
         try:
-            loop.run_until_complete(engine.run())
+            loop.run_until_complete(self._engine.run())
         except Exception:  # thread boundary: a bug must be visible, and the state must say so
             log.exception("! WebSocket thread of %s failed", self._name)
         finally:
             try:
                 loop.run_until_complete(loop.shutdown_asyncgens())
+                # getaddrinfo of a host name runs on the loop's default executor: join it.
+                loop.run_until_complete(asyncio.wait_for(loop.shutdown_default_executor(), STOP_EXECUTOR_S))
+            except (TimeoutError, RuntimeError):
+                log.warning("! a DNS lookup of %s was still running at stop", self._name)
             finally:
                 loop.close()
                 with self._lock:
@@ -317,7 +288,7 @@ class KuCoinWebSocket:
                 self._state = State.RECONNECTING
 
     def _post(self, fn: Callable[..., object], *args: Any) -> None:
-        # Run fn(*args) on the loop (or at start, in call order).
+        # Run fn(*args) on the loop (queued until start() if not started).
         with self._lock:
             if self._state is State.CLOSED:
                 raise ClientClosed("KuCoinWebSocket was stopped")
@@ -330,75 +301,39 @@ class KuCoinWebSocket:
         except RuntimeError as exc:  # the loop closed under us
             raise ClientClosed("KuCoinWebSocket was stopped") from exc
 
-    def _request_snapshot(self, kucoin_id: str) -> None:
-        if self._engine is not None:
-            self._engine.request_snapshot(kucoin_id)
-
-    def _period_closed(self, topic: str, start_ms: int) -> None:
-        if self._engine is not None:
-            self._engine.candle_period_closed(topic, start_ms)
-
     # -- subscriptions --------------------------------------------------------------------------
     def subscribe_ticker(self, symbol: str, *, last_trade: bool = True) -> None:
         """Keep the ticker of ``symbol``: best bid/ask (tickerV2) and, if ``last_trade``, the
         last trade (the trade-driven ticker topic) merged into one ``Ticker``."""
-        kucoin_id = to_kucoin_id(symbol)
-        topics = [topic_ticker_v2(kucoin_id)] + ([topic_ticker(kucoin_id)] if last_trade else [])
-        self._post(self._add_ticker, symbol, kucoin_id, topics)
+        self._post(self._engine.add_ticker, symbol, to_kucoin_id(symbol), last_trade)
 
     def unsubscribe_ticker(self, symbol: str) -> None:
         """Stop the ticker of ``symbol`` and forget its cached value."""
         kucoin_id = to_kucoin_id(symbol)
         self._tickers.discard(symbol)
-        self._post(self._remove_ticker, symbol, kucoin_id, [topic_ticker_v2(kucoin_id), topic_ticker(kucoin_id)])
+        self._post(self._engine.remove_ticker, symbol, kucoin_id)
 
     def subscribe_candles(self, symbol: str, timeframe: str) -> None:
         """Keep up to ``max_candles`` candles of ``symbol``/``timeframe`` (REST history + pushes)."""
-        kucoin_id = to_kucoin_id(symbol)
-        topic = topic_candle(kucoin_id, timeframe)
-        self._post(self._add_candles, topic, symbol, timeframe, kucoin_id)
+        timeframe_to_candle_type(timeframe)  # InvalidArgument now, not on the loop
+        self._post(self._engine.add_candles, symbol, timeframe, to_kucoin_id(symbol))
 
     def unsubscribe_candles(self, symbol: str, timeframe: str) -> None:
         """Stop the candles of ``symbol``/``timeframe`` and forget them."""
-        topic = topic_candle(to_kucoin_id(symbol), timeframe)
+        kucoin_id = to_kucoin_id(symbol)
+        timeframe_to_candle_type(timeframe)
         self._candles.discard((symbol, timeframe))
-        self._post(self._remove_candles, topic)
+        self._post(self._engine.remove_candles, kucoin_id, timeframe)
 
     def subscribe_order_book(self, symbol: str) -> None:
         """Keep the level-2 order book of ``symbol`` (REST snapshot + sequenced deltas)."""
-        kucoin_id = to_kucoin_id(symbol)
-        self._post(self._add_book, symbol, kucoin_id)
+        self._post(self._engine.add_book, symbol, to_kucoin_id(symbol))
 
     def unsubscribe_order_book(self, symbol: str) -> None:
         """Stop the order book of ``symbol`` and forget it."""
         kucoin_id = to_kucoin_id(symbol)
         self._books.discard(symbol)
-        self._post(self._remove_book, kucoin_id)
-
-    # Loop-side halves of the above (run on the WebSocket thread).
-    def _add_ticker(self, symbol: str, kucoin_id: str, topics: list[str]) -> None:
-        self._feed.want_ticker(symbol, kucoin_id)  # type: ignore[union-attr]
-        self._engine.subscribe(topics)  # type: ignore[union-attr]
-
-    def _remove_ticker(self, symbol: str, kucoin_id: str, topics: list[str]) -> None:
-        self._feed.unwant_ticker(symbol, kucoin_id)  # type: ignore[union-attr]
-        self._engine.unsubscribe(topics)  # type: ignore[union-attr]
-
-    def _add_candles(self, topic: str, symbol: str, timeframe: str, kucoin_id: str) -> None:
-        self._feed.want_candles(topic, symbol, timeframe)  # type: ignore[union-attr]
-        self._engine.subscribe([topic], {topic: (symbol, timeframe, kucoin_id)})  # type: ignore[union-attr]
-
-    def _remove_candles(self, topic: str) -> None:
-        self._feed.unwant_candles(topic)  # type: ignore[union-attr]
-        self._engine.unsubscribe([topic])  # type: ignore[union-attr]
-
-    def _add_book(self, symbol: str, kucoin_id: str) -> None:
-        self._feed.want_book(symbol, kucoin_id)  # type: ignore[union-attr]
-        self._engine.subscribe([topic_level2(kucoin_id)])  # type: ignore[union-attr]
-
-    def _remove_book(self, kucoin_id: str) -> None:
-        self._feed.unwant_book(kucoin_id)  # type: ignore[union-attr]
-        self._engine.unsubscribe([topic_level2(kucoin_id)])  # type: ignore[union-attr]
+        self._post(self._engine.remove_book, kucoin_id)
 
     # -- reads ----------------------------------------------------------------------------------
     def get_ticker(self, symbol: str, *, max_age_s: float) -> Ticker | None:
@@ -406,7 +341,7 @@ class KuCoinWebSocket:
         return self._tickers.get(symbol, max_age_s=max_age_s)
 
     def get_candles(self, symbol: str, timeframe: str, *, max_age_s: float,
-                    limit: int | None = None) -> tuple[Candle, ...] | None:
+                    limit: int | None = None) -> CandleSeries | None:
         """Return the newest ``limit`` candles, oldest first, if the series is fresh, else None."""
         return self._candles.get(symbol, timeframe, max_age_s=max_age_s, limit=limit)
 
@@ -420,7 +355,7 @@ class KuCoinWebSocket:
         return self._tickers.wait(symbol, timeout_s=timeout_s, max_age_s=max_age_s)
 
     def wait_for_candles(self, symbol: str, timeframe: str, *, timeout_s: float = DEFAULT_WAIT_S,
-                         max_age_s: float = INFINITY, limit: int | None = None) -> tuple[Candle, ...] | None:
+                         max_age_s: float = INFINITY, limit: int | None = None) -> CandleSeries | None:
         """Return the candles, waiting up to ``timeout_s`` for the first ones; None on timeout."""
         return self._candles.wait(symbol, timeframe, timeout_s=timeout_s, max_age_s=max_age_s, limit=limit)
 
@@ -431,24 +366,16 @@ class KuCoinWebSocket:
 
     def stats(self) -> FeedStats:
         """Return message counts and ages per topic, reconnects, resyncs, connections, token ages."""
-        now = self._clock()
-        feed, engine = self._feed, self._engine
-        received = dict(feed.topic_stats) if feed is not None else {}  # a dict copy is atomic
-        subscribed = engine.topics if engine is not None else []
-        topics = {}
-        for topic in subscribed:
-            stat = received.get(topic)
-            topics[topic] = TopicStats(stat[0], now - stat[1]) if stat else TopicStats(0, None)
-        conns = [c for s in (list(engine.shards) if engine else []) for c in (s.conn,) if c is not None and c.is_open]
-        return FeedStats(
-            state=self._state,
-            topics=MappingProxyType(topics),
-            messages=sum(stat[0] for stat in received.values()),
-            malformed=feed.malformed if feed is not None else 0,
-            connections=len(conns),
-            connections_opened=engine.connections_opened if engine else 0,
-            reconnects=engine.reconnects if engine else 0,
-            reconnect_delays_s=tuple(engine.delays_s) if engine else (),
-            resyncs=MappingProxyType(feed.resync_counts() if feed is not None else {}),
-            token_ages_s=tuple(now - c.token_at for c in conns if c.token_at is not None),
-        )
+        return self._engine.stats(self._state, self._clock())
+
+
+def _check_options(max_topics: int, renew_after_s: float, connect_timeout_s: float,
+                   book_depth: int | None, switch_interval_s: float | None) -> None:
+    if not isinstance(max_topics, int) or max_topics < 1:
+        raise InvalidArgument(f"max_topics_per_connection must be an int >= 1, not {max_topics!r}")
+    if not renew_after_s > 0 or not connect_timeout_s > 0:
+        raise InvalidArgument("renew_after_s and connect_timeout_s must be > 0")
+    if book_depth is not None and (not isinstance(book_depth, int) or book_depth < 1):
+        raise InvalidArgument(f"book_depth must be None or an int >= 1, not {book_depth!r}")
+    if switch_interval_s is not None and not switch_interval_s > 0:
+        raise InvalidArgument(f"gil_switch_interval_s must be > 0, not {switch_interval_s!r}")

@@ -10,16 +10,18 @@ one live connection (reconnected, or renewed before the token's 24 h lifetime).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from picows import WSFrame, WSHandshakeError, WSListener, WSMsgType, WSTransport, ws_connect
 
 from kucoin_feed import FeedSession, MarketFeed
 from kucoin_protocol import WsEndpoint, redact_url, ws_connect_url
 
-__all__ = ["Connection", "HandshakeRefused", "Shard", "open_connection"]
+__all__ = ["Connection", "HandshakeRefused", "Owner", "Shard", "open_connection"]
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +51,15 @@ class Owner(Protocol):
 class Connection(WSListener):
     """One socket: feeds pushes to the ``MarketFeed`` and the rest to its owner."""
 
-    def __init__(self, *, owner: Owner, feed: MarketFeed, session: FeedSession, shard: Shard,
+    def __init__(self, *, owner: Owner, feed: MarketFeed, session: FeedSession,
                  clock: Callable[[], float], label: str) -> None:
         super().__init__()
         self.owner = owner
         self.session = session
-        self.shard = shard
-        self.label = label
+        self.label = label  # the connectId
         self.transport: WSTransport | None = None
-        self.opened_at: float | None = None
-        self.token_at: float | None = None
+        self.sock: socket.socket | None = None  # ours until picows' transport owns it
+        self.token_at: float | None = None  # when its bullet token was requested
         self.retired = False  # replaced by a renewal; its loss is not the shard's
         self.close_reason: str | None = None
         loop = asyncio.get_running_loop()
@@ -69,6 +70,7 @@ class Connection(WSListener):
         self._note_malformed = feed.note_malformed
         self._end_of_batch = feed.end_of_batch
         self._note_alive = session.note_alive
+        self._debug = log.isEnabledFor(logging.DEBUG)  # cached: checked once per frame
 
     # -- picows callbacks (the hot path is on_ws_frame) -----------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -78,6 +80,8 @@ class Connection(WSListener):
         try:
             raw = frame.get_payload_as_bytes()
             now = self._clock()
+            if self._debug:
+                log.debug("< %s %.200r", self.label, raw)
             handled = self._on_data(raw, now, self)
             if handled is False:
                 self.owner.on_control(self, raw, now)
@@ -90,12 +94,17 @@ class Connection(WSListener):
             log.exception("! error handling a frame on %s", self.label)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        if not self.lost.done():
-            self.lost.set_result(self.close_reason or "closed by the server")
-        if not self.subscribed.done():
-            self.subscribed.set_exception(ConnectionError(self.lost.result()))
-            self.subscribed.exception()  # retrieved: nobody may be waiting for it
-        self.owner.on_disconnected(self)
+        # Must not raise: the transport finishes closing its socket after this returns.
+        try:
+            reason = self.close_reason or "closed by the server"
+            if not self.lost.done():
+                self.lost.set_result(reason)
+            if not self.subscribed.done():
+                self.subscribed.set_exception(ConnectionError(reason))
+                self.subscribed.exception()  # retrieved: nobody may be waiting for it
+            self.owner.on_disconnected(self)
+        except Exception:  # safety net in case of bugs
+            log.exception("! error handling the disconnect of %s", self.label)
 
     def _not_json(self, transport: WSTransport, frame: WSFrame, raw: bytes, now: float) -> None:
         msg_type = frame.msg_type
@@ -107,6 +116,30 @@ class Connection(WSListener):
             self._note_malformed(raw, now, "not JSON")
 
     # -- used by the owner ----------------------------------------------------------------------
+    async def open_socket(self, url: Any, timeout_s: float) -> socket.socket:
+        """Resolve and TCP-connect (picows' socket_factory): the socket stays ours to close if
+        the WebSocket handshake never completes, so a failed or cancelled connect leaks nothing."""
+        loop = asyncio.get_running_loop()
+        host, port = url.host, url.port
+        # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation (stop)
+        # that arrives as the inner call completes.
+        async with asyncio.timeout(timeout_s):
+            try:
+                ipaddress.ip_address(host)
+                family, address = (socket.AF_INET6 if ":" in host else socket.AF_INET), (host, port)
+            except ValueError:  # a name: resolve it without blocking the loop
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                family, _, _, _, address = infos[0]
+            sock = self.sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+        return sock
+
+    def discard_socket(self) -> None:
+        """Close the socket of a connect that failed before the handshake completed."""
+        if self.transport is None and self.sock is not None:
+            self.sock.close()
+
     @property
     def is_open(self) -> bool:
         """True while the socket is connected."""
@@ -120,6 +153,8 @@ class Connection(WSListener):
             frames = [frames]
         transport = self.transport
         for text in frames:
+            if self._debug:
+                log.debug("> %s %s", self.label, text)
             transport.send(_TEXT, text.encode())  # type: ignore[union-attr]
 
     def close(self, reason: str, *, graceful: bool = True) -> None:
@@ -153,7 +188,6 @@ class Shard:
         self.candidate: Connection | None = None  # a renewal's new connection, until it takes over
         self.next_renewal_at = 0.0
         self.task: asyncio.Task[None] | None = None
-        self.connects = 0
 
     @property
     def topic_count(self) -> int:
@@ -165,7 +199,6 @@ async def open_connection(
     *,
     owner: Owner,
     feed: MarketFeed,
-    shard: Shard,
     session: FeedSession,
     endpoint: WsEndpoint,
     clock: Callable[[], float],
@@ -182,19 +215,21 @@ async def open_connection(
     # Reset before connecting: the welcome can arrive in the same read as the 101 response.
     session.reset(now, endpoint)
     session.resubscribe_all(now)  # held by the session until the welcome arrives
-    conn = Connection(owner=owner, feed=feed, session=session, shard=shard, clock=clock,
-                      label=f"{connect_id}")
+    conn = Connection(owner=owner, feed=feed, session=session, clock=clock, label=connect_id)
     url = ws_connect_url(endpoint, connect_id)
     try:
-        await asyncio.wait_for(
-            ws_connect(lambda: conn, url, websocket_handshake_timeout=timeout_s, enable_auto_ping=False,
-                       enable_auto_pong=True, max_frame_size=MAX_FRAME_BYTES,
-                       read_buffer_init_size=READ_BUFFER_BYTES, logger_name="kucoin"),
-            timeout_s)
+        # No outer timeout: cancelling ws_connect mid-handshake would orphan its transport.
+        # TCP connect and handshake have their own (open_socket, websocket_handshake_timeout).
+        await ws_connect(lambda: conn, url, websocket_handshake_timeout=timeout_s, enable_auto_ping=False,
+                         enable_auto_pong=True, max_frame_size=MAX_FRAME_BYTES,
+                         read_buffer_init_size=READ_BUFFER_BYTES,
+                         socket_factory=lambda parsed: conn.open_socket(parsed, timeout_s))
     except WSHandshakeError as exc:
+        conn.discard_socket()
         status = exc.response.status if exc.response is not None else 0
         raise HandshakeRefused(int(status or 0), f"upgrade refused with HTTP {status}") from exc
-    conn.opened_at = clock()
-    conn.token_at = now
+    except BaseException:  # failed or cancelled (stop): the socket must not outlive the attempt
+        conn.discard_socket()
+        raise
     log.info("= connected %s", redact_url(url))
     return conn

@@ -42,6 +42,8 @@ from kucoin_websocket import KuCoinWebSocket  # noqa: E402
 SYMBOL, KUCOIN_ID = "BTC/USDT:USDT", "XBTUSDTM"
 TOPIC = f"/contractMarket/tickerV2:{KUCOIN_ID}"
 FIRST_SEQ = 1_000_000  # the firehose numbers frames from FIRST_SEQ + 1 per symbol
+LATENCY_RATE = 5000  # msgs/s
+SWITCH_S = 0.0005  # sys.setswitchinterval for the "switch" rows (CPython's default is 0.005)
 
 
 # -- simulator process ------------------------------------------------------------------------
@@ -88,38 +90,44 @@ def busy_until(done: threading.Event) -> None:
 
 
 class Meter:
-    """Counts firehose frames; first/last arrival times; sets `done` at the last one."""
+    """Counts firehose frames on the reading thread; sets `done` at the last one.
+
+    Records wall time and the reading thread's CPU time at the first and last frame: the wall
+    rate is what this machine delivered, the CPU rate what the reader could sustain if nothing
+    else ran (robust against other processes on a shared box).
+    """
 
     def __init__(self, total: int) -> None:
         self.last_seq = FIRST_SEQ + total
         self.n = 0
-        self.t_first = self.t_last = 0.0
+        self.t_first = self.t_last = self.cpu_first = self.cpu_last = 0.0
         self.done = threading.Event()
 
     def hit(self, sequence: int) -> None:
         self.n += 1
         if self.n == 1:
-            self.t_first = time.perf_counter()
+            self.t_first, self.cpu_first = time.perf_counter(), time.thread_time()
         if sequence >= self.last_seq:
-            self.t_last = time.perf_counter()
+            self.t_last, self.cpu_last = time.perf_counter(), time.thread_time()
             self.done.set()
 
-    def rate(self) -> float:
-        return (self.n - 1) / (self.t_last - self.t_first) if self.t_last > self.t_first else 0.0
+    def rates(self) -> tuple[float, float]:
+        wall, cpu = self.t_last - self.t_first, self.cpu_last - self.cpu_first
+        return ((self.n - 1) / wall if wall > 0 else 0.0), ((self.n - 1) / cpu if cpu > 0 else 0.0)
 
 
-def run_case(base: str, total: int, busy: bool, meter: Meter) -> float:
+def run_case(base: str, total: int, busy: bool, meter: Meter) -> tuple[float, float]:
     sender = fire(base, total)
     if busy:
         busy_until(meter.done)
     if not meter.done.wait(600):
         raise RuntimeError(f"only {meter.n} of {total} frames arrived")
     sender.join()
-    return meter.rate()
+    return meter.rates()
 
 
 # -- (a) websocket-client baseline ------------------------------------------------------------
-def baseline(base: str, total: int, busy: bool) -> float:
+def baseline(base: str, total: int, busy: bool) -> tuple[float, float]:
     import websocket
 
     ws = websocket.create_connection(ws_url(base), timeout=60, skip_utf8_validation=True)
@@ -145,16 +153,17 @@ def baseline(base: str, total: int, busy: bool) -> float:
 
 
 # -- (b) ours -----------------------------------------------------------------------------------
-def ours(base: str, total: int, busy: bool) -> float:
+def ours(base: str, total: int, busy: bool, switch_s: float | None = None) -> tuple[float, float]:
     meter = Meter(total)
-    with KuCoinWebSocket(rest_url=base, on_ticker=lambda t: meter.hit(t.sequence)) as ws:
+    with KuCoinWebSocket(rest_url=base, on_ticker=lambda t: meter.hit(t.sequence),
+                         gil_switch_interval_s=switch_s) as ws:
         ws.subscribe_ticker(SYMBOL, last_trade=False)
         wait_subscribed(base, 1)
         return run_case(base, total, busy, meter)
 
 
 # -- (c) latency ----------------------------------------------------------------------------
-def latency(base: str, total: int, rate: float, busy: bool) -> tuple[float, float]:
+def latency(base: str, total: int, rate: float, busy: bool, switch_s: float | None = None) -> tuple[float, float]:
     """p50/p99 in us from a frame's `ts` (wall ns when the simulator wrote it) to on_ticker."""
     # Ticker keeps milliseconds only, so the frame's ns send time is recorded by wrapping the
     # feed's tickerV2 parser (one dict store per frame, ~0.1 us). A separate tap process would
@@ -176,7 +185,7 @@ def latency(base: str, total: int, rate: float, busy: bool) -> tuple[float, floa
 
     kucoin_feed.fast_ticker_v2 = recording_parse
     try:
-        with KuCoinWebSocket(rest_url=base, on_ticker=on_ticker) as ws:
+        with KuCoinWebSocket(rest_url=base, on_ticker=on_ticker, gil_switch_interval_s=switch_s) as ws:
             ws.subscribe_ticker(SYMBOL, last_trade=False)
             wait_subscribed(base, 1)
             sender = fire(base, total, rate)
@@ -268,57 +277,78 @@ def memory() -> dict:
 
 
 # -- main -----------------------------------------------------------------------------------
-def median_rate(fn, base: str, total: int, busy: bool, runs: int) -> float:
-    rates = [fn(base, total, busy) for _ in range(runs)]
-    print(f"  {fn.__name__} {'busy' if busy else 'idle'}: {', '.join(f'{r:,.0f}' for r in rates)}",
-          file=sys.stderr, flush=True)
-    return statistics.median(rates)
+def median_rate(label: str, fn, *args: object, runs: int) -> tuple[float, float]:
+    """Median (wall, CPU) msgs/s over `runs` runs."""
+    rates = [fn(*args) for _ in range(runs)]
+    print(f"  {label}: {', '.join(f'{w:,.0f} ({c:,.0f} cpu)' for w, c in rates)} msgs/s", file=sys.stderr, flush=True)
+    return statistics.median(w for w, _ in rates), statistics.median(c for _, c in rates)
+
+
+def measure(base: str, full: bool) -> dict:
+    runs = 5 if full else 3
+    n_ours, n_base_idle, n_base_busy = 200_000, (200_000 if full else 50_000), (20_000 if full else 2_000)
+    n_lat = 30_000 if full else 10_000
+    r: dict = {"runs": runs, "n": (n_ours, n_base_idle, n_base_busy)}
+    post(base + "/sim/pause_market?paused=true")  # only firehose frames on the wire
+    r["a_idle"] = median_rate("baseline idle", baseline, base, n_base_idle, False, runs=runs)
+    r["a_busy"] = median_rate("baseline busy", baseline, base, n_base_busy, True, runs=1 if not full else runs)
+    r["b_idle"] = median_rate("ours idle", ours, base, n_ours, False, runs=runs)
+    r["b_busy"] = median_rate("ours busy", ours, base, n_ours, True, runs=runs)
+    r["b_busy_sw"] = median_rate("ours busy, switch 0.5 ms", ours, base, n_ours, True, SWITCH_S, runs=runs)
+    r["lat_floor"] = latency_floor(base, n_lat, LATENCY_RATE)
+    r["lat_idle"] = latency(base, n_lat, LATENCY_RATE, False)
+    r["lat_busy"] = latency(base, n_lat, LATENCY_RATE, True)
+    r["lat_busy_sw"] = latency(base, n_lat, LATENCY_RATE, True, SWITCH_S)
+    print(f"  latency floor {r['lat_floor']} idle {r['lat_idle']} busy {r['lat_busy']} "
+          f"busy/switch {r['lat_busy_sw']}", file=sys.stderr, flush=True)
+    post(base + "/sim/pause_market?paused=false")
+    r["read_ns"] = read_cost_ns(base)
+    return r
+
+
+def report(r: dict, mem: dict) -> None:
+    n_ours, n_idle, n_busy = r["n"]
+    row = "{:<58}{:>17}{:>17}{:>10}".format
+    rate = "{0[0]:,.0f} ({0[1]:,.0f})".format
+    print(f"KuCoinWebSocket ingest: tickerV2 firehose from kucoin_sim in its own process; median of "
+          f"{r['runs']} runs; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print("rates: msgs/s by the wall clock (in brackets: per CPU second of the reading thread)")
+    print(row("case", "idle", "busy", "busy/idle"))
+    print(row(f"(a) websocket-client recv+orjson+dict ({n_idle // 1000}k / {n_busy / 1000:g}k)",
+              rate(r["a_idle"]), rate(r["a_busy"]), f"{r['a_busy'][0] / r['a_idle'][0]:.2f}"))
+    print(row(f"(b) KuCoinWebSocket ({n_ours // 1000}k frames)", rate(r["b_idle"]), rate(r["b_busy"]),
+              f"{r['b_busy'][0] / r['b_idle'][0]:.2f}"))
+    print(row("    same, gil_switch_interval_s=0.0005", "", rate(r["b_busy_sw"]),
+              f"{r['b_busy_sw'][0] / r['b_idle'][0]:.2f}"))
+    print(row("    ours / baseline", "{:.1f}x ({:.1f}x)".format(r["b_idle"][0] / r["a_idle"][0], r["b_idle"][1] / r["a_idle"][1]),
+              "{:.0f}x".format(r["b_busy"][0] / r["a_busy"][0]), ""))
+    pair = "{0[0]:,.0f} / {0[1]:,.0f}".format
+    print(row(f"(c) send-to-visible @{LATENCY_RATE:,} msgs/s, p50 / p99 us", pair(r["lat_idle"]),
+              pair(r["lat_busy"]), ""))
+    print(row("    same, gil_switch_interval_s=0.0005", "", pair(r["lat_busy_sw"]), ""))
+    print(row("    floor: bare picows reader, time_ns on arrival", pair(r["lat_floor"]), "", ""))
+    print(row("(d) get_ticker, ns per call", f"{r['read_ns']:,.0f}", "", ""))
+    print(row("(e) peak RSS, 300 sym x 3 tf x 500 candles + 20 books, MiB", f"{mem['peak_mib']:.1f}", "", ""))
+    print(f"    (RSS after imports: {mem['before_mib']:.1f} MiB)")
+    print("targets: ours/baseline idle >= 3x; ours busy/idle >= 0.4; p99 < 150 us idle, < 2,000 us busy; "
+          "read < 2 us; RSS < 150 MiB")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="200k frames for every case, 5 runs each")
+    ap.add_argument("--full", action="store_true", help="more frames and 5 runs per case")
     ap.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory:
         return memory_main()
-    runs = 5 if args.full else 3
-    frames = 200_000
-    base_idle, base_busy = (200_000, 200_000) if args.full else (50_000, 10_000)
-    lat_total = 30_000 if args.full else 10_000
+    mem = memory()  # first: a child's ru_maxrss starts at its parent's high-water mark (Linux)
     proc, base = start_sim()
     try:
-        post(base + "/sim/pause_market?paused=true")  # only firehose frames on the wire
-        a_idle = median_rate(baseline, base, base_idle, False, runs)
-        a_busy = median_rate(baseline, base, base_busy, True, runs)
-        b_idle = median_rate(ours, base, frames, False, runs)
-        b_busy = median_rate(ours, base, frames, True, runs)
-        lat_floor = latency_floor(base, lat_total, 5000)
-        lat_idle = latency(base, lat_total, 5000, False)
-        lat_busy = latency(base, lat_total, 5000, True)
-        print(f"  latency floor {lat_floor} idle {lat_idle}, busy {lat_busy}", file=sys.stderr, flush=True)
-        post(base + "/sim/pause_market?paused=false")
-        read_ns = read_cost_ns(base)
+        results = measure(base, args.full)
     finally:
         proc.terminate()
         proc.wait(10)
-    mem = memory()
-    print(f"KuCoinWebSocket ingest, tickerV2 firehose from kucoin_sim (separate process), "
-          f"median of {runs} runs, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    print(f"{'case':58} {'idle':>12} {'busy':>12} {'busy/idle':>9}")
-    print(f"{'(a) websocket-client recv+orjson+dict ('+str(base_idle//1000)+'k/'+str(base_busy//1000)+'k frames) msgs/s':58}"
-          f" {a_idle:12,.0f} {a_busy:12,.0f} {a_busy / a_idle:9.2f}")
-    print(f"{'(b) KuCoinWebSocket (picows) ('+str(frames//1000)+'k frames) msgs/s':58} {b_idle:12,.0f} {b_busy:12,.0f}"
-          f" {b_busy / b_idle:9.2f}")
-    print(f"{'    ours / baseline':58} {b_idle / a_idle:12.1f}x {b_busy / a_busy:11.1f}x")
-    print(f"{'(c) send-to-visible latency @5,000 msgs/s p50 (us)':58} {lat_idle[0]:12,.0f} {lat_busy[0]:12,.0f}")
-    print(f"{'    p99 (us)':58} {lat_idle[1]:12,.0f} {lat_busy[1]:12,.0f}")
-    print(f"{'    floor: bare picows reader p50 / p99 (us)':58} {lat_floor[0]:12,.0f} {lat_floor[1]:12,.0f}")
-    print(f"{'(d) get_ticker (ns per call)':58} {read_ns:12,.0f}")
-    print(f"{'(e) peak RSS, 300 sym x 3 tf x 500 candles + 20 books (MiB)':58} {mem['peak_mib']:12,.1f}"
-          f"   (after imports: {mem['before_mib']:.1f})")
-    print(f"targets: ours/baseline idle >= 3x; busy/idle >= 0.4; p99 < 150 us idle, < 2,000 us busy; "
-          f"read < 2,000 ns; RSS < 150 MiB")
+    report(results, mem)
 
 
 if __name__ == "__main__":

@@ -100,3 +100,21 @@ def test_sigint_stops_within_5s_with_a_summary(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 0, err[-2000:]
     assert "=== Summary (simulate) ===" in out and "Traceback" not in err
+
+
+@pytest.mark.timeout(90)
+def test_paper_mode_on_live_data_sends_no_order(tmp_path: Path) -> None:
+    """No keys: paper trading on the exchange's market data (here the simulator's), no order sent."""
+    from kucoin_sim import Simulator
+
+    with Simulator(seed=2) as sim:
+        proc = subprocess.run([sys.executable, BOT, "--duration", "8"], cwd=tmp_path, capture_output=True,
+                              text=True, env=_env(tmp_path, KUCOIN_FUTURES_URL=sim.url, SCAN_INTERVAL_S="2"),
+                              timeout=80)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "mode: paper" in proc.stderr and "=== Summary (paper) ===" in proc.stdout
+        assert sim.orders() == []  # paper fills are simulated locally
+        assert sim.request_count("POST", "/api/v1/orders") == 0
+    opened = int(proc.stdout.split("positions opened: ")[1].split()[0])
+    filled = _journal_rows(tmp_path / "journal.sqlite3", "SELECT COUNT(*) FROM intents WHERE status = 'filled'")
+    assert filled == [(opened,)] and opened >= 1

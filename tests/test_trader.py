@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import pytest
@@ -105,4 +106,29 @@ def test_stale_data_blocks_new_entries(env) -> None:
     trader.wall_clock = lambda: 4_000_000_000.0  # every ticker now looks decades old
     trader.scan()
     assert sim.orders() == [] and journal.intents() == []
+    journal.close()
+
+
+def test_exchange_lost_mid_run_keeps_positions_protected_and_resumes(env) -> None:
+    sim, settings, client = env
+    trader, journal = _trader(client, settings)
+    trader.scan()
+    entry = journal.intents()[0]
+    assert BTC in trader.holdings and entry.status == "filled"
+    sim.refuse_ws(10_000)
+    sim.drop_ws()
+    for path in ("/api/v1/ticker", "/api/v1/kline/query", "/api/v1/account-overview", "/api/v1/positions"):
+        sim.fail_next("GET", path, status=503, code="500000", msg="Service Unavailable",
+                      rate_headers=False, count=10_000)
+    trader.run(threading.Event(), duration_s=1.5)  # the loop survives the outage
+    assert BTC in trader.holdings and trader.stats.scan_errors > 0
+    assert [i.status for i in journal.intents()] == ["filled"]
+    sim.call(sim.faults.fail_rules.clear)  # the exchange is back
+    sim.refuse_ws(0)
+    holding = trader.holdings[BTC]
+    holding.exits = dataclasses.replace(holding.exits, stop_price=holding.entry_price * 10)  # now hit
+    trader.monitor()
+    assert BTC not in trader.holdings
+    assert [i.kind for i in journal.intents()] == ["entry", "exit"]
+    assert sum(1 for o in sim.orders() if o["symbol"] == "XBTUSDTM") == 2
     journal.close()

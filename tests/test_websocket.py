@@ -54,7 +54,7 @@ def test_ws_serves_ticker_candles_and_book(sim: Simulator) -> None:
     assert (stats.state, stats.connections, stats.reconnects, stats.malformed) == (State.RUNNING, 1, 0, 0)
     assert set(stats.topics) == {T_V2 + "XBTUSDTM", T_V1 + "XBTUSDTM",
                                  "/contractMarket/limitCandle:XBTUSDTM_1min", "/contractMarket/level2:ETHUSDTM"}
-    assert stats.topics[T_V2 + "XBTUSDTM"].messages >= 1
+    assert stats.topics[T_V2 + "XBTUSDTM"].messages + stats.topics[T_V1 + "XBTUSDTM"].messages >= 1
 
 
 def test_ws_order_book_equals_the_simulators(sim: Simulator) -> None:
@@ -195,3 +195,36 @@ def test_ws_rejects_bad_symbols_at_once(sim: Simulator, bad: str) -> None:
         ws.subscribe_ticker(bad)
     with pytest.raises(InvalidArgument):
         ws.subscribe_candles(BTC, "2m")
+
+
+def test_ws_refused_topic_is_dropped_and_reported(sim: Simulator) -> None:
+    """A contract the exchange does not know: error 404 for its subscribe; the rest carries on."""
+    with make_ws(sim) as ws:
+        ws.subscribe_ticker("FOO/USDT:USDT", last_trade=False)
+        ws.subscribe_ticker(BTC, last_trade=False)
+        wait_until(lambda: ws.stats().refused_topics, what="the refusal")
+        wait_until(ws.is_healthy, what="healthy without the refused topic")
+        assert ws.wait_for_ticker(BTC, timeout_s=TIMEOUT_S) is not None
+        stats = ws.stats()
+    assert set(stats.refused_topics) == {T_V2 + "FOOUSDTM"}
+    assert stats.refused_topics[T_V2 + "FOOUSDTM"].startswith("404")
+    assert set(stats.topics) == {T_V2 + "XBTUSDTM"}
+
+
+def test_ws_unsubscribe_candles_forgets_the_series(sim: Simulator) -> None:
+    with make_ws(sim, max_candles=20) as ws:
+        ws.subscribe_candles(BTC, "5m")
+        assert len(ws.wait_for_candles(BTC, "5m", timeout_s=TIMEOUT_S)) == 20
+        ws.unsubscribe_candles(BTC, "5m")
+        assert sim.wait_until(lambda: not sim.subscriptions, TIMEOUT_S)
+        assert ws.get_candles(BTC, "5m", max_age_s=60) is None
+
+
+def test_ws_sets_and_restores_the_gil_switch_interval(sim: Simulator) -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    ws = make_ws(sim, gil_switch_interval_s=0.001).start()
+    during = sys.getswitchinterval()
+    ws.stop()
+    assert (during, sys.getswitchinterval()) == (0.001, before)

@@ -1,4 +1,5 @@
-"""Pure tests of the WebSocket thread's dispatcher: fast parsers, tickers, candles, book sync.
+"""Pure tests of the WebSocket thread's dispatchers (MarketFeed, BookFeed): fast parsers,
+tickers, candles, order-book sync.
 
 No sockets and no threads: frames are fed to ``MarketFeed.on_data`` with an explicit ``now``.
 """
@@ -15,10 +16,12 @@ import pytest
 
 from kucoin_cache import CandleCache, OrderBookCache, TickerCache
 from kucoin_candles import slots_constructor
-from kucoin_feed import MarketFeed, fast_level2, fast_ticker_v2
+from kucoin_bookfeed import fast_level2
+from kucoin_feed import MarketFeed, fast_ticker_v2
 from kucoin_protocol import (
     BookDelta,
     BookStatus,
+    Candle,
     OrderBook,
     ProtocolError,
     Side,
@@ -65,9 +68,9 @@ def snapshot(sequence: int, bids: tuple, asks: tuple) -> OrderBook:
 
 
 def synced_book(harness: Harness) -> None:
-    harness.feed.want_book(BTC, "XBTUSDTM")
-    harness.feed.attach_book("XBTUSDTM", SOURCE)
-    status = harness.feed.apply_snapshot(snapshot(10, ((100.0, 5), (99.0, 3)), ((101.0, 4),)), "XBTUSDTM", 1.0)
+    harness.feed.books.want(BTC, "XBTUSDTM")
+    harness.feed.books.attach("XBTUSDTM", SOURCE)
+    status = harness.feed.books.apply_snapshot(snapshot(10, ((100.0, 5), (99.0, 3)), ((101.0, 4),)), "XBTUSDTM", 1.0)
     assert status is BookStatus.OK
 
 
@@ -206,13 +209,13 @@ def test_feed_ignores_candles_not_subscribed_and_rejects_garbage_topics():
 # -- order books -----------------------------------------------------------------------------
 def test_feed_book_attach_buffers_then_snapshot_replays_newer_deltas():
     harness = Harness()
-    harness.feed.want_book(BTC, "XBTUSDTM")
-    harness.feed.attach_book("XBTUSDTM", SOURCE)
+    harness.feed.books.want(BTC, "XBTUSDTM")
+    harness.feed.books.attach("XBTUSDTM", SOURCE)
     for frame in (level2(9, "100.0,buy,1"), level2(10, "100.0,buy,5"), level2(11, "101.0,sell,0"),
                   level2(12, "100.5,buy,2")):
         harness.feed.on_data(frame, 1.0, SOURCE)
     before = harness.books.get(BTC, max_age_s=9.0)
-    status = harness.feed.apply_snapshot(snapshot(10, ((100.0, 5), (99.0, 3)), ((101.0, 4), (102.0, 1))),
+    status = harness.feed.books.apply_snapshot(snapshot(10, ((100.0, 5), (99.0, 3)), ((101.0, 4), (102.0, 1))),
                                          "XBTUSDTM", 2.0)
     assert (harness.snapshot_requests, before, status) == (["XBTUSDTM"], None, BookStatus.OK)
     assert harness.books.get(BTC, max_age_s=9.0) == OrderBook(
@@ -227,10 +230,10 @@ def test_feed_book_gap_resyncs_and_drops_the_book():
     synced = harness.books.get(BTC, max_age_s=9.0)
     harness.feed.on_data(level2(13, "100.0,buy,7"), 3.0, SOURCE)  # 12 is missing
     assert synced.sequence == 11
-    assert (harness.books.get(BTC, max_age_s=9.0), harness.feed.resync_counts()) == (None, {BTC: 1})
+    assert (harness.books.get(BTC, max_age_s=9.0), harness.feed.books.resync_counts()) == (None, {BTC: 1})
     assert harness.snapshot_requests == ["XBTUSDTM", "XBTUSDTM"]
     # The delta after the gap was kept: a snapshot at 12 continues with it.
-    assert harness.feed.apply_snapshot(snapshot(12, ((100.0, 6),), ((101.0, 4),)), "XBTUSDTM", 4.0) is BookStatus.OK
+    assert harness.feed.books.apply_snapshot(snapshot(12, ((100.0, 6),), ((101.0, 4),)), "XBTUSDTM", 4.0) is BookStatus.OK
     assert harness.books.get(BTC, max_age_s=9.0).bids == ((100.0, 7),)
 
 
@@ -239,7 +242,7 @@ def test_feed_book_sequence_regression_after_live_deltas_resyncs():
     synced_book(harness)
     harness.feed.on_data(level2(11, "100.0,buy,6"), 2.0, SOURCE)
     harness.feed.on_data(level2(11, "100.0,buy,6"), 2.0, SOURCE)  # replayed
-    assert harness.feed.resync_counts() == {BTC: 1}
+    assert harness.feed.books.resync_counts() == {BTC: 1}
 
 
 def test_feed_book_crossed_after_a_batch_resyncs():
@@ -247,7 +250,7 @@ def test_feed_book_crossed_after_a_batch_resyncs():
     synced_book(harness)
     harness.feed.on_data(level2(11, "101.5,buy,2"), 2.0, SOURCE)  # bid above the best ask
     harness.feed.end_of_batch(2.0)
-    assert (harness.books.get(BTC, max_age_s=9.0), harness.feed.resync_counts()) == (None, {BTC: 1})
+    assert (harness.books.get(BTC, max_age_s=9.0), harness.feed.books.resync_counts()) == (None, {BTC: 1})
 
 
 def test_feed_book_ignores_deltas_from_another_connection_and_detach_drops_it():
@@ -256,18 +259,18 @@ def test_feed_book_ignores_deltas_from_another_connection_and_detach_drops_it():
     harness.feed.on_data(level2(12, "100.0,buy,9"), 2.0, OTHER_SOURCE)  # would be a gap if applied
     harness.feed.end_of_batch(2.0)
     kept = harness.books.get(BTC, max_age_s=9.0)
-    harness.feed.detach(SOURCE)
-    assert (kept.sequence, harness.feed.resync_counts()) == (10, {BTC: 0})
-    assert (harness.books.get(BTC, max_age_s=9.0), harness.feed.book_needs_snapshot("XBTUSDTM")) == (None, False)
+    harness.feed.books.detach(SOURCE)
+    assert (kept.sequence, harness.feed.books.resync_counts()) == (10, {BTC: 0})
+    assert (harness.books.get(BTC, max_age_s=9.0), harness.feed.books.needs_snapshot("XBTUSDTM")) == (None, False)
 
 
 def test_feed_book_snapshot_older_than_the_buffer_is_a_gap():
     harness = Harness()
-    harness.feed.want_book(BTC, "XBTUSDTM")
-    harness.feed.attach_book("XBTUSDTM", SOURCE)
+    harness.feed.books.want(BTC, "XBTUSDTM")
+    harness.feed.books.attach("XBTUSDTM", SOURCE)
     harness.feed.on_data(level2(20, "100.0,buy,1"), 1.0, SOURCE)
-    status = harness.feed.apply_snapshot(snapshot(10, ((100.0, 5),), ((101.0, 4),)), "XBTUSDTM", 2.0)
-    assert (status, harness.feed.book_needs_snapshot("XBTUSDTM")) == (BookStatus.GAP, True)
+    status = harness.feed.books.apply_snapshot(snapshot(10, ((100.0, 5),), ((101.0, 4),)), "XBTUSDTM", 2.0)
+    assert (status, harness.feed.books.needs_snapshot("XBTUSDTM")) == (BookStatus.GAP, True)
 
 
 def test_feed_order_book_callback_gets_each_published_book():
@@ -278,3 +281,26 @@ def test_feed_order_book_callback_gets_each_published_book():
     harness.feed.on_data(level2(12, "100.0,buy,7"), 2.0, SOURCE)
     harness.feed.end_of_batch(2.0)  # two deltas in one socket read: one publication
     assert [(b.sequence, b.bids[0]) for b in books] == [(10, (100.0, 5)), (12, (100.0, 7))]
+
+
+def test_feed_candle_roll_is_judged_on_pushes_not_on_rest_rows():
+    """REST may already hold the next period (a fetch across the boundary): the roll from the
+    last pushed period is still reported, so the closed period gets confirmed."""
+    closed: list[tuple[str, int]] = []
+    harness = Harness(period_closed=lambda topic, start_ms: closed.append((topic, start_ms)))
+    topic = "/contractMarket/limitCandle:XBTUSDTM_1min"
+    harness.feed.want_candles(topic, BTC, "1m")
+
+    def push(minute: int) -> None:
+        message = {"topic": topic, "type": "message", "subject": "candle.stick",
+                   "data": {"symbol": "XBTUSDTM", "candles": [str(1_731_898_200 + 60 * minute), "1", "1", "1",
+                                                              "1", "1", "1"], "time": 1}}
+        harness.feed.on_data(raw(message), 1.0, SOURCE)
+
+    rest = [Candle(1_731_898_200_000 + 60_000 * m, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, "rest") for m in range(4)]
+    harness.candles.merge(BTC, "1m", rest[:3], received_at=0.5)  # minute 2 in progress
+    push(3)  # first push: a later period than the newest held
+    harness.candles.merge(BTC, "1m", rest, received_at=0.5)
+    push(3)
+    push(4)
+    assert closed == [(topic, 1_731_898_200_000 + 60_000 * 2), (topic, 1_731_898_200_000 + 60_000 * 3)]

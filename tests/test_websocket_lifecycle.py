@@ -100,3 +100,21 @@ def test_ws_100_start_stop_cycles_leave_no_thread_or_socket(sim: Simulator) -> N
     assert (set(threading.enumerate()) - threads, slowest_s < STOP_LIMIT_S) == (set(), True)
     # The simulator runs in this process too; it closes its ends of our sockets asynchronously.
     wait_until(lambda: open_fd_count() <= fds, what=f"file descriptors back to {fds}")
+
+
+def test_ws_stop_from_a_callback_does_not_deadlock(sim: Simulator) -> None:
+    stopped = threading.Event()
+    holder: list[KuCoinWebSocket] = []
+
+    def on_ticker(ticker: object) -> None:
+        if not stopped.is_set():
+            holder[0].stop()
+            stopped.set()
+
+    ws = make_ws(sim, name="kws-self", on_ticker=on_ticker)
+    holder.append(ws)
+    ws.subscribe_ticker(BTC, last_trade=False)
+    ws.start()
+    assert stopped.wait(TIMEOUT_S)
+    wait_until(lambda: not our_threads("kws-self"), what="threads gone")
+    assert ws.state is State.CLOSED

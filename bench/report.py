@@ -1,0 +1,119 @@
+"""The comparison table of bench/run.py: rows of figures, the lead ratios, markdown and JSON.
+
+Every row has one unit and one direction ("lower" or "higher" is better). A ratio cell is how
+many times better ours is than the other column: other/ours when lower is better, ours/other
+when higher is better. So > 1 means we lead, and "of ceiling" <= 1 says how close we sit to the
+physical limit (1.00 = at it).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from common import markdown_table
+
+COLUMNS = ("ours", "ccxt_pro", "ccxt", "other", "ceiling")
+HEADER = ("row", "unit", "ours", "ccxt.pro", "ccxt (REST)", "other", "ceiling",
+          "× ccxt.pro", "× ccxt", "× other", "of ceiling")
+
+
+@dataclass(frozen=True)
+class NA:
+    """A figure that could not be measured, with the reason."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"n/a ({self.reason})"
+
+
+Figure = float | NA | None  # None: this contender has no such figure (blank cell)
+
+
+@dataclass
+class Row:
+    name: str
+    unit: str
+    better: str  # "lower" or "higher"
+    ours: Figure = None
+    ccxt_pro: Figure = None
+    ccxt: Figure = None
+    other: Figure = None
+    ceiling: Figure = None
+    other_label: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def lead(self, column: str) -> float | None:
+        """How many times better ours is than ``column`` (None when either side is missing)."""
+        ours, theirs = self.ours, getattr(self, column)
+        if not isinstance(ours, (int, float)) or not isinstance(theirs, (int, float)):
+            return None
+        if ours == theirs:
+            return 1.0  # including 0 and 0 (no REST calls on either side)
+        if self.better == "lower":
+            return theirs / ours if ours > 0 else math.inf
+        return ours / theirs if theirs > 0 else math.inf
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for column in COLUMNS:
+            value = getattr(self, column)
+            if isinstance(value, NA):
+                out[column] = {"na": value.reason}
+        out["leads"] = {c: self.lead(c) for c in ("ccxt_pro", "ccxt", "other", "ceiling")}
+        return out
+
+
+def fmt(value: Figure) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, NA):
+        return str(value)
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if math.isinf(value):
+        return "∞"
+    if value >= 100:
+        return f"{value:,.0f}×"
+    if value >= 10:
+        return f"{value:.0f}×"
+    return f"{value:.2f}×"
+
+
+def render(rows: list[Row]) -> str:
+    cells = []
+    for row in rows:
+        name = row.name + (f" (other: {row.other_label})" if row.other_label else "")
+        cells.append((name, row.unit, fmt(row.ours), fmt(row.ccxt_pro), fmt(row.ccxt), fmt(row.other),
+                      fmt(row.ceiling), fmt_ratio(row.lead("ccxt_pro")), fmt_ratio(row.lead("ccxt")),
+                      fmt_ratio(row.lead("other")), fmt_ratio(row.lead("ceiling"))))
+    return markdown_table(HEADER, cells)
+
+
+def where_we_trail(rows: list[Row], *, wide: float = 2.0, close: float = 0.5) -> list[str]:
+    """Plain statements of every row where we do not lead a peer by ``wide`` or sit below
+    ``close`` of the ceiling."""
+    out = []
+    for row in rows:
+        for column, label in (("ccxt_pro", "ccxt.pro"), ("ccxt", "ccxt REST"), ("other", row.other_label)):
+            lead = row.lead(column)
+            if lead is not None and lead < wide and getattr(row, column) != row.ours:
+                out.append(f"{row.name}: ours leads {label} by only {fmt_ratio(lead)}" if lead >= 1
+                           else f"{row.name}: {label} beats ours ({fmt_ratio(lead)})")
+        lead = row.lead("ceiling")
+        if lead is not None and lead < close:
+            out.append(f"{row.name}: ours is at {fmt_ratio(lead)} of the ceiling")
+    return out
