@@ -51,6 +51,9 @@ class RestJobs:
         self._rng = rng
         self._confirm_delay_s = confirm_delay_s
         self._candle_topics: dict[str, tuple[str, str, str]] = {}  # topic -> (symbol, tf, kucoin id)
+        # (symbol, timeframe) whose full history window was merged once; until then a live push
+        # (one candle) must not make the next fetch start from that candle
+        self._history_done: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._book_tasks: dict[str, asyncio.Task[Any]] = {}
         self._backfill_tasks: dict[str, asyncio.Task[Any]] = {}
@@ -99,7 +102,9 @@ class RestJobs:
 
     def unwant_candles(self, topic: str) -> None:
         """Stop fetching history for ``topic``."""
-        self._candle_topics.pop(topic, None)
+        wanted = self._candle_topics.pop(topic, None)
+        if wanted is not None:
+            self._history_done.discard(wanted[:2])
 
     def candle_period_closed(self, topic: str, start_ms: int) -> None:
         """Re-read a period that just closed from REST, once REST has its last trades."""
@@ -132,12 +137,15 @@ class RestJobs:
         oldest_ms = now_ms - self._candles.max_candles * span_ms
         starts = [from_ms] if from_ms is not None else []
         if from_newest:
-            newest_ms = self._candles.last_start_ms(symbol, timeframe)
+            done = (symbol, timeframe) in self._history_done
+            newest_ms = self._candles.last_start_ms(symbol, timeframe) if done else None
             starts.append(oldest_ms if newest_ms is None else newest_ms)
         received_at = self._clock()  # request start: a push received after it wins the merge
         candles = fetch_klines(self._rest_get, kucoin_id, timeframe, from_ms=max(min(starts), oldest_ms),
                                to_ms=now_ms, received_at=received_at)
         self._candles.merge(symbol, timeframe, candles, received_at=received_at)
+        if from_newest:
+            self._history_done.add((symbol, timeframe))
         return len(candles)
 
     # -- running on the worker ------------------------------------------------------------------

@@ -71,6 +71,9 @@ async def _serve(request: web.Request, route: Route) -> web.Response:
     body_text = await request.text()
     key = request.headers.get("KC-API-KEY", "") if route.private else (request.remote or "")
     charge: Charge = sim.limiter.charge(route.pool, key, route.weight, now_ms)
+    # with rate limits off (--no-rate-limits) no gw-ratelimit-* headers are sent: a client that
+    # obeys them would otherwise throttle itself on a count nobody enforces
+    pool_headers = charge.headers() if sim.limiter.enabled else None
     rule = sim.faults.take_fail(method, path)
     if rule is not None:
         headers = None
@@ -94,13 +97,13 @@ async def _serve(request: web.Request, route: Route) -> web.Response:
         else:
             data = route.handler(sim.exchange, params, now_ms)
     except SimError as exc:
-        return error_response(exc, charge.headers())
+        return error_response(exc, pool_headers)
     finally:
         sim.pump(now_ms)
     lose = sim.faults.take_lose(method, path)
     if lose is not None:
         return await sim.withhold(request, lose.mode)
-    return _json({"code": "200000", "data": data}, headers=charge.headers())
+    return _json({"code": "200000", "data": data}, headers=pool_headers)
 
 
 def add_routes(app: web.Application) -> None:

@@ -140,3 +140,10 @@ def test_concurrent_clients(sim: Simulator) -> None:
     for t in threads:
         t.join(TIMEOUT_S * 4)
     assert results == [200] * 80
+
+
+def test_no_rate_limits_sends_no_rate_limit_headers() -> None:
+    with Simulator(seed=2, rate_limits=False, rate_limit_quotas={"public": 4}) as sim:
+        for _ in range(5):
+            status, headers, _ = http(sim, "GET", "/api/v1/ticker?symbol=XBTUSDTM")
+            assert status == 200 and "gw-ratelimit-remaining" not in headers
