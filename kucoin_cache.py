@@ -64,9 +64,15 @@ class _Cache(Generic[K, V]):
         with self._lock:
             self._data.clear()
 
+    def _visible_locked(self, key: K) -> bool:
+        # Readers see every held value unless a subclass holds some back (CandleCache).
+        return True
+
     def _get(self, key: K, max_age_s: float) -> V | None:
         with self._lock:
             value = self._data.get(key)
+            if value is not None and not self._visible_locked(key):
+                value = None
         if value is None or self._clock() - value.received_at > max_age_s:  # type: ignore[attr-defined]
             return None
         return value
@@ -79,9 +85,11 @@ class _Cache(Generic[K, V]):
             for event in events:
                 event.set()
 
-    def _swap(self, key: K, update: Callable[[V | None], V | None]) -> V | None:
+    def _swap(self, key: K, update: Callable[[V | None], V | None],
+              on_store: Callable[[], None] | None = None) -> V | None:
         # Compare-and-swap: the new value is computed outside the lock; if another writer
-        # replaced the entry meanwhile, recompute from the newer one.
+        # replaced the entry meanwhile, recompute from the newer one. on_store runs under the
+        # lock right after the store (a set insertion, nothing more).
         for _ in range(CAS_ATTEMPTS):
             with self._lock:
                 old = self._data.get(key)
@@ -91,6 +99,8 @@ class _Cache(Generic[K, V]):
             with self._lock:
                 if self._data.get(key) is old:
                     self._data[key] = new
+                    if on_store is not None:
+                        on_store()
                     events = self._waiters.pop(key, None) if self._waiters else None
                     break
         else:  # heavy contention: give up on optimism, merge under the lock (still no I/O)
@@ -99,6 +109,8 @@ class _Cache(Generic[K, V]):
                 if new is None:
                     return self._data.get(key)
                 self._data[key] = new
+                if on_store is not None:
+                    on_store()
                 events = self._waiters.pop(key, None) if self._waiters else None
         if events:
             for event in events:
@@ -111,7 +123,8 @@ class _Cache(Generic[K, V]):
             event = threading.Event()
             with self._lock:
                 value = self._data.get(key)
-                fresh = value is not None and self._clock() - value.received_at <= max_age_s  # type: ignore[attr-defined]
+                fresh = (value is not None and self._visible_locked(key)
+                         and self._clock() - value.received_at <= max_age_s)  # type: ignore[attr-defined]
                 if not fresh:
                     self._waiters.setdefault(key, []).append(event)
             if fresh:
@@ -182,6 +195,9 @@ class CandleCache(_Cache[tuple[str, str], CandleSeries]):
 
     A push for the newest period replaces it, a push for a new period appends; REST history
     merges in by period start (the later observation wins), so a candle is never duplicated.
+    A series becomes visible to ``get``/``wait`` with its first REST merge (its history):
+    pushes that arrive before are kept, but a reader never gets a lone candle for a history.
+    ``hide`` holds it back again (a lost connection) until the next merge (the refill).
     """
 
     def __init__(self, *, clock: Callable[[], float], max_candles: int = DEFAULT_MAX_CANDLES) -> None:
@@ -189,6 +205,28 @@ class CandleCache(_Cache[tuple[str, str], CandleSeries]):
             raise InvalidArgument(f"max_candles must be an int >= 1, not {max_candles!r}")
         super().__init__(clock=clock)
         self.max_candles = max_candles
+        self._ready: set[tuple[str, str]] = set()  # keys whose history has been merged
+
+    def _visible_locked(self, key: tuple[str, str]) -> bool:
+        assert self._lock.locked()
+        return key in self._ready
+
+    def hide(self, key: tuple[str, str]) -> None:
+        """Hold the series back from readers until the next REST merge (it may have a hole)."""
+        with self._lock:
+            self._ready.discard(key)
+
+    def discard(self, key: tuple[str, str]) -> None:
+        """Forget the series of ``key`` (and that its history was loaded)."""
+        with self._lock:
+            self._data.pop(key, None)
+            self._ready.discard(key)
+
+    def clear(self) -> None:
+        """Forget every series."""
+        with self._lock:
+            self._data.clear()
+            self._ready.clear()
 
     def update(self, symbol: str, timeframe: str, candle: Candle) -> CandleSeries:
         """Fold one pushed candle into the series and return the new series."""
@@ -200,15 +238,16 @@ class CandleCache(_Cache[tuple[str, str], CandleSeries]):
 
     def merge(self, symbol: str, timeframe: str, candles: Iterable[Candle], *,
               received_at: float) -> CandleSeries | None:
-        """Merge REST history into the series; an empty ``candles`` leaves it as it is."""
+        """Merge REST history into the series and make it visible (even if there was none)."""
+        key = (symbol, timeframe)
         incoming = tuple(candles)
-        if not incoming:
-            return self.peek((symbol, timeframe))
 
         def apply(old: CandleSeries | None) -> CandleSeries:
             base = old if old is not None else CandleSeries.from_candles((), received_at)
+            if not incoming:
+                return base.touched(received_at)
             return base.merged(incoming, self.max_candles, received_at=received_at)
-        return self._swap((symbol, timeframe), apply)
+        return self._swap(key, apply, on_store=lambda: self._ready.add(key))
 
     def get(self, symbol: str, timeframe: str, *, max_age_s: float,
             limit: int | None = None) -> CandleSeries | None:

@@ -159,6 +159,10 @@ class CandleSeries(Sequence[Candle]):
         return [list(row) for row in zip(*self._cols[:6])]
 
     # -- new series from this one ---------------------------------------------------------------
+    def touched(self, received_at: float) -> CandleSeries:
+        """Return the same candles with ``received_at`` raised to ``received_at`` if later."""
+        return CandleSeries(self._cols, max(self.received_at, received_at))
+
     def pushed(self, candle: Candle, max_len: int) -> CandleSeries:
         """Return this series with a pushed candle: same period replaced, new one appended."""
         received_at = max(self.received_at, candle.received_at)
@@ -168,7 +172,7 @@ class CandleSeries(Sequence[Candle]):
         row = _row(candle)
         if candle.ts_ms == cols[0][-1]:
             if candle.received_at < cols[6][-1]:
-                return CandleSeries(cols, received_at)  # an older observation of the period
+                return self.touched(received_at)  # an older observation of the period
             return CandleSeries(tuple(col[:-1] + array(col.typecode, (value,)) for col, value in zip(cols, row)),
                                 received_at)
         keep = max_len - 1

@@ -12,7 +12,7 @@ minus its generality (memoised symbols, no regex); on anything unusual it hands 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -164,6 +164,13 @@ class MarketFeed:
         self._last_pushed.pop(topic, None)
         if key is not None:
             self._candles.discard(key)
+
+    def hide_candles(self, topics: Iterable[str]) -> None:
+        """Hold back the series of these topics until their REST refill (a socket was lost)."""
+        for topic in topics:
+            key = self._candle_keys.get(topic)
+            if key is not None:
+                self._candles.hide(key)
 
     # -- the hot path ---------------------------------------------------------------------------
     def on_data(self, raw: bytes, now: float, source: object) -> bool | None:

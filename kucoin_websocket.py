@@ -36,7 +36,10 @@ and ``opens``/``highs``/``lows``/``closes``/``volumes``/``ts_ms`` read-only memo
 
 Freshness: ``received_at`` (injected monotonic clock) of a ticker or book is when it last
 changed; of a candle series, when a push or a REST merge last changed it. A book that lost sync
-(gap, crossed, disconnected) is removed at once, whatever its age.
+(gap, crossed, disconnected) is removed at once, whatever its age. A candle series is served
+only once its REST history is in, and is held back from a lost connection until the refill (so
+it never has a hole); each closed period is re-read from REST (KuCoin may not push its last
+trades).
 
 Threads: one WebSocket thread runs an asyncio loop with picows (Cython; many frames per socket
 read, so the reader keeps up while another thread computes), and one REST worker thread runs the

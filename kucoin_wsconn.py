@@ -47,6 +47,8 @@ class Owner(Protocol):
 
     def on_disconnected(self, conn: Connection) -> None: ...
 
+    def on_lost(self, conn: Connection) -> None: ...  # a shard's current connection was lost
+
 
 class Connection(WSListener):
     """One socket: feeds pushes to the ``MarketFeed`` and the rest to its owner."""

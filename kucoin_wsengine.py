@@ -219,6 +219,13 @@ class Engine:
         """A socket closed: its books go out of sync until a new connection re-attaches them."""
         self.feed.books.detach(conn)
 
+    def on_lost(self, conn: Connection) -> None:
+        """A shard's connection was lost: its candle series may get a hole until the refill."""
+        for topic in conn.session.desired_topics:
+            if topic.startswith(TOPIC_CANDLE):
+                self.jobs.note_gap(topic)
+        self.feed.hide_candles(conn.session.desired_topics)
+
     def _on_ack(self, conn: Connection, ack: Ack) -> None:
         if ack.topic is not None:
             prefix, symbols = split_topic(ack.topic)

@@ -6,9 +6,11 @@ so the reader never waits for REST:
 
 - level-2 snapshots: ``request_snapshot`` starts one sync task per book (repeated, with backoff,
   while the snapshot is older than the buffered deltas: KuCoin's REST may lag its stream);
-- kline history: on every candle (re)subscribe the series is refilled from its newest candle
-  (or the last ``max_candles`` periods), and a period that just closed is re-read from REST
-  ``confirm_delay_s`` later; requests that arrive during a fetch are merged into one more.
+- kline history: the first subscribe loads the last ``max_candles`` periods; a resubscribe after
+  a lost socket refills from the newest candle held when the socket was lost (``note_gap``:
+  pushes on the new socket may come first and must not hide the hole); a period that just
+  closed is re-read from REST ``confirm_delay_s`` later; requests that arrive during a fetch are
+  merged into one more.
 
 Retryable failures (network, 5xx, rate limits: ``classify_ws_error``) are retried with
 ``backoff()`` or the rate limit's ``retry_after_s``; a fatal one is logged as ERROR and dropped.
@@ -54,6 +56,7 @@ class RestJobs:
         # (symbol, timeframe) whose full history window was merged once; until then a live push
         # (one candle) must not make the next fetch start from that candle
         self._history_done: set[tuple[str, str]] = set()
+        self._gap_from: dict[str, int] = {}  # topic -> newest candle start held when its socket was lost
         self._tasks: set[asyncio.Task[Any]] = set()
         self._book_tasks: dict[str, asyncio.Task[Any]] = {}
         self._backfill_tasks: dict[str, asyncio.Task[Any]] = {}
@@ -103,6 +106,7 @@ class RestJobs:
     def unwant_candles(self, topic: str) -> None:
         """Stop fetching history for ``topic``."""
         wanted = self._candle_topics.pop(topic, None)
+        self._gap_from.pop(topic, None)
         if wanted is not None:
             self._history_done.discard(wanted[:2])
 
@@ -111,10 +115,22 @@ class RestJobs:
         if self._confirm_delay_s is not None:
             asyncio.get_running_loop().call_later(self._confirm_delay_s, self.request_backfill, topic, start_ms)
 
+    def note_gap(self, topic: str) -> None:
+        """The socket carrying ``topic`` was lost: its refill must start at the newest candle
+        held now, whatever pushes arrive on the next socket before the refill runs."""
+        wanted = self._candle_topics.get(topic)
+        if wanted is not None and topic not in self._gap_from:  # the first loss counts
+            newest_ms = self._candles.last_start_ms(wanted[0], wanted[1])
+            if newest_ms is not None:
+                self._gap_from[topic] = newest_ms
+
     def request_backfill(self, topic: str, from_ms: int | None = None) -> None:
-        """Fetch ``topic``'s candles from ``from_ms`` (None: from the newest held) to now."""
+        """Fetch ``topic``'s candles from ``from_ms`` (None: from the newest held, or from where
+        a lost socket left off) to now."""
         if topic not in self._candle_topics:
             return
+        if from_ms is None and topic in self._gap_from:
+            from_ms = self._gap_from.pop(topic)
         self._backfill_from.setdefault(topic, set()).add(from_ms)
         task = self._backfill_tasks.get(topic)
         if task is None or task.done():

@@ -142,8 +142,10 @@ class Shards:
                 reason = f"{type(exc).__name__}: {exc}"
                 if fatal:
                     log.error("! connection %d failed: %s", shard.index, reason, exc_info=exc)
-            if watched is not None and watched.subscribed.done() and watched.subscribed.exception() is None:
-                delays = self._backoff()  # it worked: start over from a sub-second delay
+            if watched is not None:
+                self._owner.on_lost(watched)
+                if watched.subscribed.done() and watched.subscribed.exception() is None:
+                    delays = self._backoff()  # it worked: start over from a sub-second delay
             shard.conn = None
             self._on_change()
             self.reconnects += 1

@@ -153,15 +153,39 @@ def test_candle_rest_merge_fills_gaps_without_duplicates_newest_observation_wins
     assert merged == CandleSeries.from_candles((rest[0], candle(1, 101.0, 5.0), rest[2]), 5.0)
 
 
-def test_candle_merge_of_nothing_keeps_the_series():
-    cache = CandleCache(clock=FakeClock())
+def test_candle_merge_of_nothing_keeps_the_candles_and_shows_the_series():
+    """A contract without history: the empty REST answer still completes the series."""
+    cache = CandleCache(clock=FakeClock(10.0))
     cache.update(SYMBOL, "1m", candle(0, 100.0, 1.0))
-    assert cache.merge(SYMBOL, "1m", [], received_at=9.0) == CandleSeries.from_candles((candle(0, 100.0, 1.0),), 1.0)
+    hidden = cache.get(SYMBOL, "1m", max_age_s=60)
+    merged = cache.merge(SYMBOL, "1m", [], received_at=9.0)
+    assert (hidden, merged) == (None, CandleSeries.from_candles((candle(0, 100.0, 1.0),), 9.0))
+    assert tuple(cache.get(SYMBOL, "1m", max_age_s=60)) == (candle(0, 100.0, 1.0),)
+
+
+def test_candle_series_is_hidden_until_its_history_is_merged():
+    """Pushes that beat the REST backfill are kept, but nobody reads a lone candle as history."""
+    clock = FakeClock(10.0)
+    cache = CandleCache(clock=clock)
+    results: list = []
+    waiter = threading.Thread(target=lambda: results.append(cache.wait(SYMBOL, "1m", timeout_s=TIMEOUT_S)))
+    waiter.start()
+    cache.update(SYMBOL, "1m", candle(5, 105.0, 10.0))
+    early = cache.get(SYMBOL, "1m", max_age_s=60)
+    history = [candle(m, 100.0 + m, 9.0, "rest") for m in range(5)]
+    cache.merge(SYMBOL, "1m", history, received_at=9.0)
+    waiter.join(TIMEOUT_S)
+    assert early is None
+    assert [tuple(series) for series in results] == [tuple(history) + (candle(5, 105.0, 10.0),)]
+    cache.discard((SYMBOL, "1m"))
+    cache.update(SYMBOL, "1m", candle(6, 106.0, 10.0))
+    assert cache.get(SYMBOL, "1m", max_age_s=60) is None  # discarded: hidden again until history
 
 
 def test_candle_get_limit_staleness_and_last_start():
     clock = FakeClock(10.0)
     cache = CandleCache(clock=clock)
+    cache.merge(SYMBOL, "1m", [], received_at=10.0)
     for minute in range(4):
         cache.update(SYMBOL, "1m", candle(minute, 100.0, 10.0))
     last_two = cache.get(SYMBOL, "1m", max_age_s=1.0, limit=2)
@@ -205,7 +229,7 @@ def test_candle_cache_rejects_bad_arguments():
     with pytest.raises(InvalidArgument):
         CandleCache(clock=FakeClock(), max_candles=0)
     cache = CandleCache(clock=FakeClock())
-    cache.update(SYMBOL, "1m", candle(0, 100.0, 1.0))
+    cache.merge(SYMBOL, "1m", [candle(0, 100.0, 1.0)], received_at=1.0)
     with pytest.raises(InvalidArgument):
         cache.get(SYMBOL, "1m", max_age_s=9e9, limit=0)
 

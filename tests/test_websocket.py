@@ -136,7 +136,8 @@ def test_ws_getters_return_none_once_stale(sim: Simulator) -> None:
         assert ws.wait_for_ticker(BTC, timeout_s=TIMEOUT_S) is not None
         assert ws.wait_for_candles(BTC, "1m", timeout_s=TIMEOUT_S) is not None
         assert ws.wait_for_order_book(BTC, timeout_s=TIMEOUT_S) is not None
-        sim.pause_market()  # nothing new arrives from here on
+        sim.pause_market()  # nothing new is sent from here on
+        wait_until(_quiet(ws), what="frames in flight drained")
         fresh = (ws.get_ticker(BTC, max_age_s=1.0), ws.get_candles(BTC, "1m", max_age_s=1.0),
                  ws.get_order_book(BTC, max_age_s=1.0))
         clock.advance(1.5)
@@ -145,6 +146,16 @@ def test_ws_getters_return_none_once_stale(sim: Simulator) -> None:
         waited = ws.wait_for_ticker(BTC, timeout_s=0.05, max_age_s=1.0)
     assert all(value is not None for value in fresh)
     assert (stale, waited) == ((None, None, None), None)
+
+
+def _quiet(ws: KuCoinWebSocket) -> Any:
+    """A predicate true once the message count held still over five polls (~50 ms)."""
+    counts: list[int] = []
+
+    def still() -> bool:
+        counts.append(ws.stats().messages)
+        return len(counts) >= 5 and len(set(counts[-5:])) == 1
+    return still
 
 
 class _FakeClock:

@@ -192,6 +192,7 @@ def test_feed_candle_push_updates_the_series_and_calls_back():
     harness = Harness(on_candle=lambda *args: calls.append(args))
     message = fixture("ws_candle")
     harness.feed.want_candles(message["topic"], BTC, "1m")
+    harness.candles.merge(BTC, "1m", [], received_at=0.0)  # the (empty) REST history arrived
     harness.feed.on_data(raw(message), 3.0, SOURCE)
     candle = parse_candle(message, received_at=3.0)
     assert (tuple(harness.candles.get(BTC, "1m", max_age_s=9.0)), calls) == ((candle,), [(BTC, "1m", candle)])
