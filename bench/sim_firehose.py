@@ -9,7 +9,6 @@ tickerV2 and count whole frames (a minimal RFC 6455 parser reading 1 MiB chunks)
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import socket
@@ -19,6 +18,8 @@ import sys
 import threading
 import time
 import urllib.request
+
+from ceiling import raw_connect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,23 +39,8 @@ def post(url: str) -> dict:
 
 
 def connect(base: str, symbol: str) -> tuple[socket.socket, bytes]:
-    token = post(base + "/api/v1/bullet-public")["data"]["token"]
-    host, port = base.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET /endpoint?token={token}&connectId=bench HTTP/1.1\r\nHost: {host}\r\n"
-                  f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += sock.recv(4096)
-    rest = buf.split(b"\r\n\r\n", 1)[1]
-    payload = json.dumps({"id": "1", "type": "subscribe", "topic": f"/contractMarket/tickerV2:{symbol}",
-                          "response": True}).encode()
-    mask = os.urandom(4)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    sock.sendall(bytes((0x81, 0x80 | len(payload))) + mask + masked)
-    return sock, rest
+    """A raw WebSocket subscribed to `symbol`'s tickerV2 (the handshake lives in ceiling.py)."""
+    return raw_connect(base, [f"/contractMarket/tickerV2:{symbol}"])
 
 
 def count_frames(sock: socket.socket, leftover: bytes, target: int, done: threading.Event,
