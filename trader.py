@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 MONITOR_INTERVAL_S = 1.0  # protective exits are checked this often between scans
 HISTORY_CANDLES = 300  # candles the strategy sees
+# A market order can fill a few ticks worse than the quote it was sized on; sizing against all
+# the free margin then meets 300003 (insufficient balance). Leave this share of it unused.
+MARGIN_HEADROOM = 0.95
 DAY_MS = 86_400_000
 
 
@@ -182,7 +185,8 @@ class Trader:
         size = position_size(equity, self.limits.risk_per_trade, price, stop_price,
                              float(market["contractSize"]), int(market["precision"]["amount"] or 1),
                              int(market["limits"]["amount"]["max"] or 1_000_000), leverage=leverage,
-                             available_margin=free, taker_fee_rate=float(market.get("taker") or 0))
+                             available_margin=free * MARGIN_HEADROOM,
+                             taker_fee_rate=float(market.get("taker") or 0))
         if size <= 0:
             log.info("no entry on %s: size rounds to 0 lots", symbol)
             return
