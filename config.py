@@ -53,6 +53,9 @@ class Settings:
     take_profit_atr_multiple: float = 3.0
     trailing_atr_multiple: float = 0.0  # 0 disables the trailing stop
     max_data_age_s: float = 10.0  # no new entry on data older than this
+    # sys.setswitchinterval while the WebSocket runs (0: keep CPython's 5 ms). The feed thread
+    # waits up to one interval for the GIL while indicators compute: 0.5 ms keeps its p99 < 1 ms.
+    gil_switch_interval_ms: float = 0.5
     # bot
     strategy: str = "strategy:trend_momentum"  # module:function
     scan_interval_s: float = 30.0
@@ -160,6 +163,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TAKE_PROFIT_ATR_MULTIPLE": ("take_profit_atr_multiple", _number(0, 100, low_open=True)),
     "TRAILING_ATR_MULTIPLE": ("trailing_atr_multiple", _number(0, 50)),
     "MAX_DATA_AGE_S": ("max_data_age_s", _number(0, 3600, low_open=True)),
+    "GIL_SWITCH_INTERVAL_MS": ("gil_switch_interval_ms", _number(0, 100)),
     "STRATEGY": ("strategy", _strategy),
     "SCAN_INTERVAL_S": ("scan_interval_s", _number(0, 86400, low_open=True)),
     "JOURNAL_PATH": ("journal_path", _text),

@@ -64,6 +64,8 @@ class KuCoinClient:
             market data only). Never logged, never in repr() or error messages.
         enable_websocket: serve market data from the WebSocket cache (else REST only).
         futures_url: KuCoin Futures REST base URL; the only host the client talks to.
+        gil_switch_interval_s: passed to KuCoinWebSocket (sys.setswitchinterval while it runs;
+            None leaves the process's setting alone).
         exchange, gateway, websocket, orders: injected parts (tests, shared executors); by default
             built from the arguments above, without I/O.
         clock: monotonic seconds, for freshness.
@@ -79,6 +81,7 @@ class KuCoinClient:
         enable_websocket: bool = True,
         futures_url: str = DEFAULT_FUTURES_URL,
         request_timeout_s: float = 10.0,
+        gil_switch_interval_s: float | None = None,
         # injected parts
         exchange: Any = None,
         gateway: RestGateway | None = None,
@@ -103,7 +106,7 @@ class KuCoinClient:
         if enable_websocket:
             self._ws = websocket if websocket is not None else KuCoinWebSocket(
                 rest_url=futures_url, rest_get=self._rest_get, token_provider=self._bullet_public,
-                clock=clock, wall_clock=wall_clock)
+                clock=clock, wall_clock=wall_clock, gil_switch_interval_s=gil_switch_interval_s)
         self.futures_url = futures_url
         self._ticker_max_age_s = ticker_max_age_s
         self._book_max_age_s = book_max_age_s
@@ -130,7 +133,9 @@ class KuCoinClient:
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> KuCoinClient:
-        """Build a client from config.Settings (credentials, URL, ENABLE_WEBSOCKET)."""
+        """Build a client from config.Settings (credentials, URL, ENABLE_WEBSOCKET, GIL switch)."""
+        switch_ms = settings.gil_switch_interval_ms
+        kwargs.setdefault("gil_switch_interval_s", switch_ms / 1000 if switch_ms > 0 else None)
         return cls(settings.api_key, settings.api_secret, settings.api_passphrase,
                    enable_websocket=settings.enable_websocket, futures_url=settings.futures_url, **kwargs)
 

@@ -2,9 +2,10 @@
 
 No sockets, threads, clock reads or logging above DEBUG anywhere below: time comes in as ``now``
 (monotonic seconds) and I/O is the caller's job. This module holds the WebSocket session state
-(``WsSession``), the reconnect policy (``backoff``, ``classify_ws_error``) and re-exports the
-rest, which lives in smaller modules:
+(``WsSession``), the error policy (``classify_ws_error``) and re-exports the rest, which lives
+in smaller modules:
 
+    kucoin_reconnect  backoff(), ReconnectDelays (the delay before each reconnect)
     kucoin_errors   the exception tree (below) and KuCoin error codes -> exceptions
     kucoin_types    frozen value types and events; symbols and timeframes
     kucoin_wire     topics, frame builders, subscribe batching, connect URL, REST envelope
@@ -40,9 +41,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import random
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Literal
 
 import kucoin_book
@@ -50,6 +50,7 @@ import kucoin_errors
 import kucoin_parse
 import kucoin_types
 import kucoin_wire
+from kucoin_reconnect import ReconnectDelays, backoff
 
 # Re-export the public API of the split-out modules: callers import from kucoin_protocol only.
 from kucoin_book import *  # noqa: F403
@@ -72,7 +73,7 @@ from kucoin_wire import (
 __all__ = [
     *kucoin_book.__all__, *kucoin_errors.__all__, *kucoin_parse.__all__, *kucoin_types.__all__,
     *kucoin_wire.__all__,
-    "FATAL", "RETRY", "UplinkBudget", "WsSession", "backoff", "classify_ws_error",
+    "FATAL", "RETRY", "ReconnectDelays", "UplinkBudget", "WsSession", "backoff", "classify_ws_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ DEFAULT_WELCOME_TIMEOUT_S = 10.0  # docs: usable only after welcome; KuCoin's SD
 DEFAULT_ACK_TIMEOUT_S = 10.0  # not documented; an unanswered subscribe means a broken session
 UPLINK_LIMIT = 100  # docs-new "Rate Limit": <= 100 client messages per 10 s per connection
 UPLINK_WINDOW_S = 10.0
+_LEVEL2_PREFIX = TOPIC_LEVEL2 + ":"
 
 RETRY: Literal["retry"] = "retry"
 FATAL: Literal["fatal"] = "fatal"
@@ -235,7 +237,10 @@ class WsSession:
         self._queue.clear()
         self._pending.clear()
         self._active.clear()
-        self._enqueue("subscribe", list(self._desired))
+        # Level-2 first: a book is usable again only after its REST snapshot, the slowest step of
+        # a recovery, and each snapshot is asked for when its subscribe is acknowledged.
+        replay = sorted(self._desired, key=lambda topic: not topic.startswith(_LEVEL2_PREFIX))
+        self._enqueue("subscribe", replay)
         return self.pending_frames(now)
 
     # -- subscriptions -------------------------------------------------------------------
@@ -352,9 +357,10 @@ class WsSession:
         silent_s = now - self._last_message_at
         if silent_s > self.ping_interval_s + self.ping_timeout_s:
             return f"no frame for {silent_s:.1f}s"
+        # A ping unanswered for ping_timeout_s condemns the connection even while pushes keep
+        # arriving: our uplink (or the server's session) is broken and KuCoin will drop us.
         unanswered = self._ping_unanswered_since
-        if (unanswered is not None and self._last_message_at < unanswered
-                and now - unanswered > self.ping_timeout_s):
+        if unanswered is not None and now - unanswered > self.ping_timeout_s:
             return f"no pong within {self.ping_timeout_s:g}s"
         for request, sent_at in self._pending.values():
             if now - sent_at > self._ack_timeout_s:
@@ -379,31 +385,7 @@ def _single_topics(topics: str | Iterable[str]) -> list[str]:
     return singles
 
 
-# -- Reconnect policy ---------------------------------------------------------------------------
-def backoff(
-    *,
-    initial_s: float = 0.5,
-    factor: float = 2.0,
-    cap_s: float = 30.0,
-    jitter: float = 0.2,
-    rng: random.Random | None = None,
-) -> Iterator[float]:
-    """Yield reconnect delays in seconds: uniform in [0, initial_s) first, then exponential.
-
-    After the first delay: ``initial_s * factor**n``, capped at ``cap_s``, each shortened by a
-    random fraction up to ``jitter`` so that many clients do not reconnect in step. Create a new
-    generator after a successful (re)subscribe to start over.
-    """
-    if not (initial_s > 0 and factor >= 1 and cap_s >= initial_s and 0 <= jitter < 1):
-        raise InvalidArgument("backoff needs initial_s > 0, factor >= 1, cap_s >= initial_s, 0 <= jitter < 1")
-    rng = rng if rng is not None else random.Random()
-    yield rng.uniform(0, initial_s)
-    delay = initial_s
-    while True:
-        delay = min(cap_s, delay * factor)
-        yield delay * (1 - jitter * rng.random())
-
-
+# -- Reconnect policy (backoff and ReconnectDelays live in kucoin_reconnect) -----------------------
 def classify_ws_error(error: BaseException | ServerError | int) -> Literal["retry", "fatal"]:
     """Decide whether a WebSocket failure is worth a reconnect ("retry") or not ("fatal").
 

@@ -1,12 +1,12 @@
 """Public REST for the WebSocket client: the default fetcher, paged kline history, snapshots, and
-the one worker thread that runs these blocking calls so that they never block the reader.
+the worker threads that run these blocking calls so that they never block the reader.
 
 The fetcher seam is ``RestGet = Callable[[path, params], payload]``: it performs
 ``GET <rest_url><path>?<params>`` and returns the decoded JSON body (KuCoin's envelope
 ``{"code": "200000", "data": ...}``); the parse functions unwrap it. The client facade injects one
 that goes through its priority scheduler; ``PublicRest`` is the stdlib default (http.client, one
-keep-alive connection, a timeout, and ``close()`` that aborts a call in flight so that ``stop()``
-never waits for a slow server).
+keep-alive connection per concurrent caller, a timeout, and ``close()`` that aborts the calls in
+flight so that ``stop()`` never waits for a slow server).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -64,10 +65,11 @@ PRIORITY_CANDLES = 2
 
 
 class PublicRest:
-    """Stdlib HTTP client for KuCoin's public REST endpoints (one keep-alive connection).
+    """Stdlib HTTP client for KuCoin's public REST endpoints (keep-alive connections).
 
-    Meant for one worker thread; ``close()`` may be called from any thread and aborts a request
-    in flight by shutting its socket down.
+    Thread-safe: each call borrows an idle connection (or opens one) and gives it back, so the
+    worker's threads never share a socket. ``close()`` may be called from any thread and aborts
+    the requests in flight by shutting their sockets down.
     """
 
     def __init__(self, base_url: str, *, timeout_s: float = DEFAULT_REST_TIMEOUT_S) -> None:
@@ -79,8 +81,9 @@ class PublicRest:
         self._port = parts.port
         self._prefix = parts.path.rstrip("/")
         self._timeout_s = timeout_s
-        self._lock = threading.Lock()  # guards the connection pointer only, never held for I/O
-        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()  # guards the connection lists only, never held for I/O
+        self._idle: list[http.client.HTTPConnection] = []
+        self._busy: set[http.client.HTTPConnection] = set()
         self._closed = False
 
     def get(self, path: str, params: Mapping[str, Any]) -> Any:
@@ -97,38 +100,47 @@ class PublicRest:
         return parse_bullet(self.post(PATH_BULLET_PUBLIC))
 
     def close(self) -> None:
-        """Abort any request in flight and refuse new ones."""
+        """Abort the requests in flight and refuse new ones."""
         with self._lock:
             self._closed = True
-            conn, self._conn = self._conn, None
-        if conn is not None:
+            conns = [*self._idle, *self._busy]
+            self._idle.clear()
+            self._busy.clear()
+        for conn in conns:
             _abort(conn)
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _borrow(self) -> http.client.HTTPConnection:
         with self._lock:
             if self._closed:
                 raise TransportError("REST client closed")
-            if self._conn is None:
+            if self._idle:
+                conn = self._idle.pop()
+            else:
                 cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-                self._conn = cls(self._host, self._port, timeout=self._timeout_s)
-            return self._conn
+                conn = cls(self._host, self._port, timeout=self._timeout_s)
+            self._busy.add(conn)
+            return conn
+
+    def _give_back(self, conn: http.client.HTTPConnection, reusable: bool) -> None:
+        with self._lock:
+            owned = conn in self._busy  # not if close() took it meanwhile
+            self._busy.discard(conn)
+            if owned and reusable and not self._closed:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def _request(self, method: str, target: str) -> Any:
-        conn = self._connection()
+        conn = self._borrow()
         try:
             conn.request(method, target, headers={"Accept": "application/json"})
             response = conn.getresponse()
             status, body = response.status, response.read()
         except (OSError, http.client.HTTPException) as exc:
-            self._drop(conn)
+            self._give_back(conn, reusable=False)
             raise TransportError(f"{method} {target.partition('?')[0]}: {exc!r}") from exc
+        self._give_back(conn, reusable=not response.will_close)
         return _decode(status, body, response.getheader("Retry-After"))
-
-    def _drop(self, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if self._conn is conn:
-                self._conn = None
-        conn.close()
 
 
 def _abort(conn: http.client.HTTPConnection) -> None:
@@ -208,50 +220,59 @@ def fetch_order_book(rest_get: RestGet, kucoin_id: str, *, received_at: float) -
 
 # -- The worker thread ------------------------------------------------------------------------
 class RestWorker:
-    """One daemon thread running submitted blocking calls, lowest priority number first.
+    """Daemon threads running submitted blocking calls, lowest priority number first.
 
-    ``submit`` returns a ``concurrent.futures.Future`` (the WebSocket loop awaits it through
-    ``asyncio.wrap_future``). ``close`` fails queued calls with ``CancelledError`` and joins.
+    ``threads`` calls run at once (level-2 snapshots after a reconnect go out together rather
+    than one after another). ``submit`` returns a ``concurrent.futures.Future`` (the WebSocket
+    loop awaits it through ``asyncio.wrap_future``). ``close`` fails queued calls with
+    ``CancelledError`` and joins.
     """
 
-    def __init__(self, *, name: str = "kucoin-rest") -> None:
+    def __init__(self, *, name: str = "kucoin-rest", threads: int = 1) -> None:
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be an int >= 1, not {threads!r}")
         self._name = name
+        self._size = threads
         self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
         self._seq = itertools.count()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
+        self._submit_lock = threading.Lock()
 
     def start(self) -> None:
-        """Start the thread (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            self._thread.start()
+        """Start the threads (once)."""
+        if not self._threads:
+            self._threads = [threading.Thread(target=self._run, name=f"{self._name}-{i}" if i else self._name,
+                                              daemon=True) for i in range(self._size)]
+            for thread in self._threads:
+                thread.start()
 
     def submit(self, priority: int, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
         """Queue ``fn(*args)``; return a Future of its result (cancelled if the worker closes)."""
         future: concurrent.futures.Future = concurrent.futures.Future()
-        if self._closed.is_set():
-            future.cancel()
-            return future
-        self._queue.put((priority, next(self._seq), (future, fn, args)))
+        with self._submit_lock:  # so that nothing is queued after close() drained the queue
+            if self._closed.is_set():
+                future.cancel()
+                return future
+            self._queue.put((priority, next(self._seq), (future, fn, args)))
         return future
 
     def close(self, timeout_s: float) -> bool:
-        """Cancel queued calls, stop the thread and join it; return True if it ended in time."""
-        self._closed.set()
-        self._queue.put((-1, next(self._seq), None))
-        thread = self._thread
-        if thread is None:
-            self._cancel_queued()
-            return True
-        thread.join(timeout_s)
+        """Cancel queued calls, stop the threads and join them; return True if all ended in time."""
+        with self._submit_lock:
+            self._closed.set()
+            for _ in range(self._size):
+                self._queue.put((-1, next(self._seq), None))  # before any call: one per thread
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._cancel_queued()
-        return not thread.is_alive()
+        return not self.is_alive
 
     @property
     def is_alive(self) -> bool:
-        """True while the thread runs."""
-        return self._thread is not None and self._thread.is_alive()
+        """True while any of its threads runs."""
+        return any(thread.is_alive() for thread in self._threads)
 
     @property
     def closed(self) -> bool:
@@ -283,4 +304,5 @@ class RestWorker:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
-        self._cancel_queued()
+        # close() cancels what is still queued: draining here would take the other threads'
+        # stop markers.

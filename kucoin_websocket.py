@@ -15,7 +15,7 @@ are ccxt's ("1m" ... "1w")::
 
 Public API (every method is thread-safe and synchronous):
 
-    KuCoinWebSocket(*, rest_url, token_provider, rest_get, rest_timeout_s, clock, wall_clock,
+    KuCoinWebSocket(*, rest_url, token_provider, rest_get, rest_timeout_s, rest_threads, clock, wall_clock,
                     rng, max_candles, max_topics_per_connection, renew_after_s,
                     connect_timeout_s, backoff_initial_s, backoff_cap_s, book_depth,
                     confirm_closed_candles_after_s, gil_switch_interval_s, on_ticker,
@@ -42,8 +42,9 @@ it never has a hole); each closed period is re-read from REST (KuCoin may not pu
 trades).
 
 Threads: one WebSocket thread runs an asyncio loop with picows (Cython; many frames per socket
-read, so the reader keeps up while another thread computes), and one REST worker thread runs the
-blocking calls (bullet tokens, kline history, level-2 snapshots). Callbacks run on the WebSocket
+read, so the reader keeps up while another thread computes), and ``rest_threads`` REST worker
+threads run the blocking calls (bullet tokens, kline history, level-2 snapshots; the books of a
+reconnect are fetched together), most urgent first. Callbacks run on the WebSocket
 thread after the cache update, outside every lock; one that raises is logged and ignored. Keep
 them short and never call REST from them.
 
@@ -96,6 +97,7 @@ DEFAULT_RENEW_AFTER_S = 23 * 3600.0
 # topics silently. Subscribe messages carry at most 100 topics in any case.
 DEFAULT_MAX_TOPICS_PER_CONNECTION = 100
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_REST_THREADS = 4  # REST calls of the feed in flight at once (bullet, snapshots, klines)
 # KuCoin pushes a candle at most once a second and never marks it closed (notes section 10), so
 # the last trades of a period may never be pushed for it; this long after the first push of the
 # next period, the closed one is re-read from REST (one kline request per series and period).
@@ -112,6 +114,7 @@ class KuCoinWebSocket:
         token_provider: returns a fresh ``WsEndpoint`` (default: POST bullet-public on rest_url).
         rest_get: ``(path, params) -> decoded JSON envelope`` for kline history and level-2
             snapshots (default: stdlib HTTP on ``rest_url`` with ``rest_timeout_s``).
+        rest_threads: how many of those calls may run at once (one thread each).
         clock: monotonic seconds for ``received_at`` and staleness.
         wall_clock: epoch seconds, for the time ranges of REST kline history.
         rng: randomness for backoff jitter.
@@ -142,6 +145,7 @@ class KuCoinWebSocket:
         token_provider: Callable[[], WsEndpoint] | None = None,
         rest_get: RestGet | None = None,
         rest_timeout_s: float = DEFAULT_REST_TIMEOUT_S,
+        rest_threads: int = DEFAULT_REST_THREADS,
         # time and randomness
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -163,7 +167,7 @@ class KuCoinWebSocket:
         name: str = "kucoin-ws",
     ) -> None:
         _check_options(max_topics_per_connection, renew_after_s, connect_timeout_s, book_depth,
-                       gil_switch_interval_s)
+                       gil_switch_interval_s, rest_threads)
         self._rest = PublicRest(rest_url, timeout_s=rest_timeout_s) if rest_get is None or token_provider is None else None
         self._clock = clock
         self._name = name
@@ -172,7 +176,7 @@ class KuCoinWebSocket:
         self._tickers = TickerCache(clock=clock)
         self._candles = CandleCache(clock=clock, max_candles=max_candles)
         self._books = OrderBookCache(clock=clock)
-        self._worker = RestWorker(name=f"{name}-rest")
+        self._worker = RestWorker(name=f"{name}-rest", threads=rest_threads)
         rng = rng if rng is not None else random.Random()
         link = LinkConfig(name=name, clock=clock, rng=rng, max_topics_per_connection=max_topics_per_connection,
                           renew_after_s=renew_after_s, connect_timeout_s=connect_timeout_s,
@@ -187,6 +191,7 @@ class KuCoinWebSocket:
             on_state=self._on_engine_state)
         self._lock = threading.Lock()  # guards state, loop and the pre-start queue
         self._state = State.NEW
+        self._stopping = False  # stop() was called (it runs once)
         self._pending: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -226,10 +231,11 @@ class KuCoinWebSocket:
         """
         deadline = time.monotonic() + timeout_s
         with self._lock:
-            state, self._state = self._state, State.CLOSED
+            if self._stopping:
+                return  # stopped (or stopping) already
+            self._stopping = True
+            self._state = State.CLOSED
             loop, thread = self._loop, self._thread
-        if state is State.CLOSED and thread is None:
-            return
         if loop is not None:
             try:
                 loop.call_soon_threadsafe(self._engine.request_stop)
@@ -287,8 +293,10 @@ class KuCoinWebSocket:
                 return
             if change == "up":
                 self._state = State.RUNNING
-            elif self._state is State.RUNNING:
-                self._state = State.RECONNECTING
+            elif self._state in (State.RUNNING, State.RECONNECTING):
+                # "down": a connection that was up is lost; "pending": only a new connection
+                # (more topics than one holds) is still opening, the data already served is fine
+                self._state = State.RECONNECTING if change == "down" else State.RUNNING
 
     def _post(self, fn: Callable[..., object], *args: Any) -> None:
         # Run fn(*args) on the loop (queued until start() if not started).
@@ -373,9 +381,10 @@ class KuCoinWebSocket:
 
 
 def _check_options(max_topics: int, renew_after_s: float, connect_timeout_s: float,
-                   book_depth: int | None, switch_interval_s: float | None) -> None:
-    if not isinstance(max_topics, int) or max_topics < 1:
-        raise InvalidArgument(f"max_topics_per_connection must be an int >= 1, not {max_topics!r}")
+                   book_depth: int | None, switch_interval_s: float | None, rest_threads: int) -> None:
+    for name, value in (("max_topics_per_connection", max_topics), ("rest_threads", rest_threads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgument(f"{name} must be an int >= 1, not {value!r}")
     if not renew_after_s > 0 or not connect_timeout_s > 0:
         raise InvalidArgument("renew_after_s and connect_timeout_s must be > 0")
     if book_depth is not None and (not isinstance(book_depth, int) or book_depth < 1):

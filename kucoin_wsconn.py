@@ -189,6 +189,7 @@ class Shard:
         self.conn: Connection | None = None
         self.candidate: Connection | None = None  # a renewal's new connection, until it takes over
         self.next_renewal_at = 0.0
+        self.was_up = False  # had a fully subscribed connection once (so a loss is a reconnect)
         self.task: asyncio.Task[None] | None = None
 
     @property

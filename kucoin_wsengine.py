@@ -81,7 +81,8 @@ class FeedStats:
     malformed: int
     connections: int  # open now
     connections_opened: int  # since start
-    reconnects: int
+    reconnects: int  # established connections lost (and reconnected)
+    connect_failures: int  # connect attempts that failed before a connection was established
     reconnect_delays_s: tuple[float, ...]  # the most recent backoff delays, oldest first
     resyncs: Mapping[str, int]  # order-book resyncs per symbol
     token_ages_s: tuple[float, ...]  # per open connection
@@ -115,7 +116,7 @@ class Engine:
         self.links = Shards(config=link, feed=self.feed, worker=worker, token_provider=token_provider,
                             owner=self, on_change=self._update_state)
         self._clock = link.clock
-        self._on_state = on_state  # "up" when every shard is subscribed, "down" otherwise
+        self._on_state = on_state  # Shards.health(): "up", "down" (a shard lost) or "pending"
         self._topic_shard: dict[str, Shard] = {}
         self._refused: dict[str, str] = {}
         self._stop = asyncio.Event()
@@ -247,7 +248,7 @@ class Engine:
 
     def _update_state(self) -> None:
         # The acks may all arrive before Shards has installed the connection: both call this.
-        self._on_state("up" if self.links.all_subscribed() else "down")
+        self._on_state(self.links.health())
 
     def _on_server_error(self, conn: Connection, error: ServerError) -> None:
         if error.topic is not None and classify_ws_error(error) == FATAL:
@@ -290,6 +291,7 @@ class Engine:
             connections=len(conns),
             connections_opened=self.links.connections_opened,
             reconnects=self.links.reconnects,
+            connect_failures=self.links.connect_failures,
             reconnect_delays_s=tuple(self.links.delays_s),
             resyncs=MappingProxyType(self.feed.books.resync_counts()),
             token_ages_s=tuple(now - c.token_at for c in conns if c.token_at is not None),

@@ -4,8 +4,8 @@ Internal to ``kucoin_websocket``; runs on the WebSocket thread's event loop. A s
 at most ``max_topics_per_connection`` topics with one live connection at a time. Per shard,
 ``_supervise`` fetches a fresh bullet token (on the REST worker thread), connects, lets the
 session replay the shard's topics after the welcome, waits for the connection to be lost, and
-reconnects after the next ``backoff()`` delay (the generator starts over once a connection got
-all its acks, so the first retry after a healthy period comes within ``backoff_initial_s``).
+reconnects after the delay ``ReconnectDelays`` gives (at once after losing a healthy connection,
+within limits; backoff after failed attempts).
 ``_tick`` sends due pings and queued subscribes (paced by the session's uplink budget), drops a
 connection ``WsSession.dead_reason`` condemns, and renews one whose token is ``renew_after_s``
 old: a new connection is opened and fully subscribed before the old one is closed.
@@ -17,11 +17,11 @@ import itertools
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from kucoin_feed import FeedSession, MarketFeed
-from kucoin_protocol import FATAL, WsEndpoint, backoff, classify_ws_error
+from kucoin_protocol import FATAL, ReconnectDelays, WsEndpoint, classify_ws_error
 from kucoin_restfeed import PRIORITY_TOKEN, RestWorker
 from kucoin_wsconn import Connection, Owner, Shard, open_connection
 
@@ -68,7 +68,8 @@ class Shards:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connect_ids = itertools.count(1)
         self._closing = False
-        self.reconnects = 0
+        self.reconnects = 0  # established connections lost (each is then reconnected)
+        self.connect_failures = 0  # connect attempts that failed before the welcome
         self.connections_opened = 0
         self.delays_s: deque[float] = deque(maxlen=DELAY_HISTORY)
 
@@ -122,12 +123,25 @@ class Shards:
 
     def all_subscribed(self) -> bool:
         """True when every shard's connection is open and has all its acks (any thread)."""
-        return all(s.conn is not None and s.conn.is_open and s.conn.subscribed.done()
-                   and s.conn.subscribed.exception() is None for s in list(self.shards))
+        return all(_is_up(s) for s in list(self.shards))
+
+    def health(self) -> str:
+        """"up": every shard subscribed; "down": a shard that was up is not; else "pending" (a
+        new shard is still connecting for the first time, the others are fine)."""
+        result = "up"
+        for shard in list(self.shards):
+            if _is_up(shard):
+                shard.was_up = True
+            elif shard.was_up:
+                return "down"
+            else:
+                result = "pending"
+        return result
 
     # -- one shard's connection ---------------------------------------------------------------
     async def _supervise(self, shard: Shard) -> None:
-        delays = self._backoff()
+        delays = ReconnectDelays(initial_s=self._cfg.backoff_initial_s, cap_s=self._cfg.backoff_cap_s,
+                                 rng=self._cfg.rng)
         while True:
             watched: Connection | None = None
             fatal = False
@@ -142,17 +156,20 @@ class Shards:
                 reason = f"{type(exc).__name__}: {exc}"
                 if fatal:
                     log.error("! connection %d failed: %s", shard.index, reason, exc_info=exc)
-            if watched is not None:
-                self._owner.on_lost(watched)
-                if watched.subscribed.done() and watched.subscribed.exception() is None:
-                    delays = self._backoff()  # it worked: start over from a sub-second delay
             shard.conn = None
+            if watched is not None:  # an established connection was lost
+                self._owner.on_lost(watched)
+                self.reconnects += 1
+                healthy = watched.subscribed.done() and watched.subscribed.exception() is None
+                delay = delays.after_loss(self._cfg.clock(), healthy=healthy)
+            else:
+                self.connect_failures += 1
+                delay = delays.after_failure(fatal=fatal)
             self._on_change()
-            self.reconnects += 1
-            delay = self._cfg.backoff_cap_s if fatal else next(delays)
             self.delays_s.append(delay)
             log.info("= connection %d lost (%s); reconnecting in %.2fs", shard.index, reason, delay)
-            await asyncio.sleep(delay)
+            if delay > 0:
+                await asyncio.sleep(delay)
 
     @staticmethod
     async def _watch(shard: Shard, conn: Connection) -> tuple[str, Connection]:
@@ -180,9 +197,6 @@ class Shards:
         conn.token_at = token_at
         self.connections_opened += 1
         return conn
-
-    def _backoff(self) -> Iterator[float]:
-        return backoff(initial_s=self._cfg.backoff_initial_s, cap_s=self._cfg.backoff_cap_s, rng=self._cfg.rng)
 
     # -- housekeeping -------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
@@ -241,3 +255,9 @@ class Shards:
         old.retired = True
         old.close("renewed before its token expires")
         log.info("= renewed connection %d after %.0fs", shard.index, now - (old.token_at or now))
+
+
+def _is_up(shard: Shard) -> bool:
+    conn = shard.conn
+    return (conn is not None and conn.is_open and conn.subscribed.done()
+            and conn.subscribed.exception() is None)

@@ -271,6 +271,19 @@ def test_client_from_settings(sim: Simulator) -> None:
     assert balance["free"]["USDT"] > 0
 
 
+def test_client_from_settings_sets_the_gil_switch_interval_while_the_feed_runs(sim: Simulator) -> None:
+    before = sys.getswitchinterval()
+    settings = load_settings({"KUCOIN_FUTURES_URL": sim.url, "GIL_SWITCH_INTERVAL_MS": "0.25"}, dotenv_path=None)
+    with KuCoinClient.from_settings(settings) as client:
+        client.get_ticker(ETH)
+        during = sys.getswitchinterval()
+    off = load_settings({"KUCOIN_FUTURES_URL": sim.url, "GIL_SWITCH_INTERVAL_MS": "0"}, dotenv_path=None)
+    with KuCoinClient.from_settings(off) as client:
+        client.get_ticker(ETH)
+        untouched = sys.getswitchinterval()
+    assert (during, sys.getswitchinterval(), untouched) == (0.00025, before, before)
+
+
 class ConnectAudit:
     """Every outgoing socket connect and name lookup of this process while armed.
 

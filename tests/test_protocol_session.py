@@ -13,6 +13,7 @@ from kucoin_protocol import (
     InvalidArgument,
     MarketData,
     Pong,
+    ReconnectDelays,
     ProtocolError,
     RateLimited,
     ServerError,
@@ -171,12 +172,15 @@ def test_session_pong_keeps_alive_until_interval_plus_timeout():
         False, False, True)
 
 
-def test_session_any_frame_counts_as_life():
+def test_session_any_frame_counts_as_life_but_not_as_a_pong():
     session = connected()
-    session.due_ping(18.0)
     with pytest.raises(ProtocolError):
-        session.on_text(b"garbage", 20.0)
-    assert session.is_dead(28.1) is False
+        session.on_text(b"garbage", 20.0)  # malformed, still a sign of life
+    alive_until = (session.dead_reason(47.9), session.dead_reason(48.1))
+    session.due_ping(40.0)
+    session.on_text('{"id": "x", "type": "message", "topic": "/t", "subject": "s", "data": {}}', 45.0)
+    assert alive_until == (None, "no frame for 28.1s")
+    assert (session.dead_reason(50.0), session.dead_reason(50.1)) == (None, "no pong within 10s")
 
 
 def test_session_dead_without_welcome():
@@ -215,7 +219,7 @@ def test_session_resubscribe_after_reset():
     assert session.resubscribe_all(50.0) == []  # waits for the welcome
     welcome(session, 50.3)
     replay = frames(session.pending_frames(50.3))
-    assert [f["topic"] for f in replay] == [f"{TICKER},ETHUSDTM", LEVEL2]
+    assert [f["topic"] for f in replay] == [LEVEL2, f"{TICKER},ETHUSDTM"]  # books first (snapshots)
     for frame in replay:
         ack(session, frame["id"], 50.4)
     assert session.active_topics == frozenset({TICKER, TICKER_ETH, LEVEL2})
@@ -268,6 +272,33 @@ def test_backoff_first_retry_within_one_second_for_any_seed():
 def test_backoff_rejects_bad_policy(kwargs):
     with pytest.raises(InvalidArgument):
         next(backoff(**kwargs))
+
+
+def delays(**kwargs) -> ReconnectDelays:
+    return ReconnectDelays(initial_s=0.5, cap_s=30.0, rng=random.Random(3), **kwargs)
+
+
+def test_reconnect_at_once_after_a_healthy_connection_then_backoff_while_attempts_fail():
+    policy = delays()
+    got = [policy.after_loss(100.0, healthy=True)] + [policy.after_failure(fatal=False) for _ in range(3)]
+    assert got[0] == 0.0 and got[1] < 0.5
+    assert [0.8 * n <= d <= n for d, n in zip(got[2:], [1, 2])] == [True, True]
+    assert (policy.after_loss(200.0, healthy=True), policy.after_failure(fatal=False) < 0.5) == (0.0, True)
+
+
+def test_reconnect_storm_guard_limits_immediate_reconnects_per_window():
+    """A server that accepts, acknowledges and drops again and again: 5 immediate reconnects a
+    minute, then growing delays; a minute later the budget is back."""
+    policy = delays(fast_limit=5, fast_window_s=60.0)
+    got = [policy.after_loss(t, healthy=True) for t in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)]
+    assert got[:5] == [0.0] * 5
+    assert (got[5] < 0.5, 0.8 <= got[6] <= 1.0, 1.6 <= got[7] <= 2.0) == (True, True, True)
+    assert (policy.after_loss(60.5, healthy=True), policy.after_loss(60.6, healthy=True) > 0) == (0.0, True)
+
+
+def test_reconnect_after_an_unhealthy_loss_or_a_fatal_error_waits():
+    policy = delays()
+    assert (policy.after_loss(0.0, healthy=False) < 0.5, policy.after_failure(fatal=True)) == (True, 30.0)
 
 
 # -- classify_ws_error ---------------------------------------------------------------------------

@@ -101,6 +101,25 @@ def test_ws_spreads_topics_over_connections_at_the_topic_limit(sim: Simulator) -
         assert all(ws.wait_for_ticker(symbol, timeout_s=TIMEOUT_S) for symbol in (BTC, ETH, SOL, XRP))
 
 
+def test_ws_stays_running_while_a_new_connection_opens_for_more_topics(sim: Simulator) -> None:
+    """Only a lost connection makes the state RECONNECTING (the bot pauses entries then), not a
+    connection opened for topics beyond the per-connection limit."""
+    with make_ws(sim, max_topics_per_connection=2) as ws:
+        ws.subscribe_ticker(BTC)
+        wait_until(ws.is_healthy, what="the first connection subscribed")
+        seen: set[State] = set()
+
+        def second_connection_up() -> bool:
+            seen.add(ws.state)
+            return sim.connection_count == 2 and ws.is_healthy()
+
+        with sim.delay_rest(0.3, "POST", "/api/v1/bullet-public"):  # a long "pending" window
+            ws.subscribe_ticker(ETH)
+            wait_until(lambda: not ws.is_healthy(), what="the new connection pending")
+            wait_until(second_connection_up, what="the second connection subscribed")
+        assert (seen, ws.stats().reconnects) == ({State.RUNNING}, 0)
+
+
 def test_ws_renews_connections_before_the_token_expires(sim: Simulator) -> None:
     """With renew_after_s short, the client reconnects with new tokens, make-before-break."""
     topics = {T_V2 + "XBTUSDTM", "/contractMarket/level2:XBTUSDTM"}

@@ -171,5 +171,19 @@ def test_ws_backs_off_while_connections_are_refused(sim: Simulator) -> None:
         ws.subscribe_ticker(BTC, last_trade=False)
         wait_until(ws.is_healthy, what="connected after the refusals")
         delays = ws.stats().reconnect_delays_s
+        stats = ws.stats()
     assert (sim.faults.ws_refused, sim.connections_total, sim.request_count(*BULLET)) == (3, 1, 4)
     assert len(delays) == 3 and delays[0] < 0.05 and delays[0] < delays[1] < delays[2] <= 0.2
+    assert (stats.reconnects, stats.connect_failures) == (0, 3)  # never connected: no reconnect
+
+
+def test_ws_reconnects_at_once_after_losing_a_healthy_connection(sim: Simulator) -> None:
+    with make_ws(sim, backoff_initial_s=5.0, backoff_cap_s=10.0) as ws:  # a backoff would show
+        ws.subscribe_ticker(BTC, last_trade=False)
+        wait_until(ws.is_healthy, what="subscribed")
+        dropped_at = time.monotonic()
+        assert sim.drop_ws() == 1
+        wait_until(lambda: ws.stats().reconnects == 1 and ws.is_healthy(), what="subscribed again")
+        back_s = time.monotonic() - dropped_at
+        stats = ws.stats()
+    assert (stats.reconnect_delays_s, stats.connect_failures, back_s < 2.0) == ((0.0,), 0, True)

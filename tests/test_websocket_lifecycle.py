@@ -2,6 +2,7 @@
 state, and nothing (thread, socket) left behind."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -49,13 +50,16 @@ def test_ws_constructor_does_no_io_and_stop_before_start_is_fine(sim: Simulator)
         ws.subscribe_ticker(BTC)
 
 
-def test_ws_cannot_start_twice_or_restart(sim: Simulator) -> None:
+def test_ws_cannot_start_twice_or_restart(sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
     ws = make_ws(sim).start()
     with pytest.raises(RuntimeError):
         ws.start()
-    ws.stop()
+    with caplog.at_level(logging.INFO, logger="kucoin_websocket"):
+        ws.stop()
+        ws.stop()  # the second call returns at once: nothing left to shut down
     with pytest.raises(ClientClosed):
         ws.start()
+    assert [r.getMessage() for r in caplog.records if "stopped" in r.getMessage()] == [f"= stopped {ws._name}"]
 
 
 def test_ws_stop_during_backoff_returns_in_time(sim: Simulator) -> None:

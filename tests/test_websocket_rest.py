@@ -105,6 +105,32 @@ def test_public_rest_close_aborts_a_request_in_flight(sim: Simulator) -> None:
         rest.get("/api/v1/timestamp", {})
 
 
+def test_public_rest_serves_threads_at_once_and_close_aborts_them_all(sim: Simulator) -> None:
+    rest = PublicRest(sim.url, timeout_s=30.0)
+    ids = ["XBTUSDTM", "ETHUSDTM", "SOLUSDTM", "XRPUSDTM"] * 5
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        books = list(pool.map(lambda i: fetch_order_book(rest.get, i, received_at=0.0), ids))
+    assert [b.symbol.split("/")[0] for b in books] == [{"XBT": "BTC"}.get(i[:3], i[:-5]) for i in ids]
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            rest.post("/api/v1/bullet-public")
+        except TransportError as exc:
+            errors.append(exc)
+
+    with sim.delay_rest(20.0, "POST", "/api/v1/bullet-public"):
+        callers = [threading.Thread(target=call) for _ in range(2)]
+        for caller in callers:
+            caller.start()
+        wait_until(lambda: sim.request_count("POST", "/api/v1/bullet-public") == 2, what="two requests in flight")
+        started = time.monotonic()
+        rest.close()
+        for caller in callers:
+            caller.join(TIMEOUT_S)
+    assert ([c.is_alive() for c in callers], len(errors), time.monotonic() - started < 1.0) == ([False, False], 2, True)
+
+
 def test_public_rest_rejects_a_bad_url():
     with pytest.raises(ValueError):
         PublicRest("ftp://example.invalid")
@@ -127,6 +153,23 @@ def test_rest_worker_runs_the_most_urgent_first():
         failing.result(TIMEOUT_S)
     assert worker.close(TIMEOUT_S) is True
     assert order == ["token", "snapshot", "candles"]
+
+
+def test_rest_worker_runs_calls_at_once_on_its_threads_and_close_joins_them_all():
+    worker = RestWorker(name="test-rest-pool", threads=3)
+    barrier = threading.Barrier(3, timeout=TIMEOUT_S)  # passes only if all three run together
+    worker.start()
+    futures = [worker.submit(1, barrier.wait) for _ in range(3)]
+    done, _ = concurrent.futures.wait(futures, timeout=TIMEOUT_S)
+    names = {t.name for t in threading.enumerate() if t.name.startswith("test-rest-pool")}
+    assert (sorted(f.result() for f in done), worker.close(TIMEOUT_S), worker.is_alive) == ([0, 1, 2], True, False)
+    assert names == {"test-rest-pool", "test-rest-pool-1", "test-rest-pool-2"}
+    assert worker.submit(0, str, "late").cancelled()
+
+
+def test_rest_worker_refuses_a_bad_thread_count():
+    with pytest.raises(ValueError):
+        RestWorker(threads=0)
 
 
 def test_rest_worker_close_cancels_queued_calls_and_refuses_new_ones():
