@@ -48,9 +48,9 @@ reconnect are fetched together), most urgent first. Callbacks run on the WebSock
 thread after the cache update, outside every lock; one that raises is logged and ignored. Keep
 them short and never call REST from them.
 
-Reconnects: every attempt fetches a fresh token; delays follow ``backoff()`` (the first under
-``backoff_initial_s``, then doubling up to ``backoff_cap_s``, jittered), starting over once a
-connection has all its acks. A connection is dropped when ``WsSession.dead_reason`` says so
+Reconnects: every attempt fetches a fresh token; a connection that had all its acks is reopened
+at once (at most 5 times a minute), failed attempts wait ``backoff()`` delays (the first under
+``backoff_initial_s``, then doubling up to ``backoff_cap_s``, jittered): ``ReconnectDelays``. A connection is dropped when ``WsSession.dead_reason`` says so
 (no pong within pingTimeout, no frame for pingInterval + pingTimeout, no welcome, no ack) and
 renewed with a new token after ``renew_after_s`` (subscribed before the old one closes).
 """
