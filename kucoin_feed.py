@@ -25,14 +25,13 @@ from kucoin_protocol import (
     OrderBook,
     ProtocolError,
     Ticker,
-    WsSession,
     parse_candle,
     parse_candle_topic,
     parse_ticker,
     parse_ticker_v2,
 )
 
-__all__ = ["FeedSession", "MarketFeed", "fast_ticker_v2"]
+__all__ = ["MarketFeed", "fast_ticker_v2"]
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +39,6 @@ MALFORMED_LOG_INTERVAL_S = 1.0  # at most one WARNING per second for a stream of
 _WEBSOCKET = "websocket"
 _loads = orjson.loads
 _new_ticker = slots_constructor(Ticker)
-
-
-class FeedSession(WsSession):
-    """``WsSession`` that also accepts "a data frame arrived" without decoding it again."""
-
-    def note_alive(self, now: float) -> None:
-        """Count a market push handled outside ``on_text`` as a sign of life at ``now``."""
-        # WsSession updates its liveness only in on_text; the hot path decodes pushes itself.
-        self._last_message_at = now
 
 
 def fast_ticker_v2(message: dict[str, Any], received_at: float, symbols: dict[str, str],

@@ -85,7 +85,7 @@ DEFAULT_WELCOME_TIMEOUT_S = 10.0  # docs: usable only after welcome; KuCoin's SD
 DEFAULT_ACK_TIMEOUT_S = 10.0  # not documented; an unanswered subscribe means a broken session
 UPLINK_LIMIT = 100  # docs-new "Rate Limit": <= 100 client messages per 10 s per connection
 UPLINK_WINDOW_S = 10.0
-_LEVEL2_PREFIX = TOPIC_LEVEL2 + ":"
+_LEVEL2_PREFIX = kucoin_wire.TOPIC_LEVEL2 + ":"
 
 RETRY: Literal["retry"] = "retry"
 FATAL: Literal["fatal"] = "fatal"
@@ -333,6 +333,11 @@ class WsSession:
         return dataclasses.replace(error, topic=request.topic)
 
     # -- heartbeat and liveness ----------------------------------------------------------
+    def note_activity(self, now: float) -> None:
+        """Count a frame the caller decoded itself (a market push on the hot path) as a sign of
+        life at ``now``; ``on_text`` does this for the frames it digests."""
+        self._last_message_at = now
+
     def due_ping(self, now: float) -> str | None:
         """Return a ping frame when one is due (every ``ping_interval_s`` after the welcome)."""
         if self._welcome_at is None:

@@ -3,7 +3,7 @@
 Internal to ``kucoin_websocket``: everything here runs on the WebSocket thread's asyncio loop
 (picows, a Cython WebSocket library, delivers many frames per socket read to ``on_ws_frame``).
 A ``Connection`` only moves bytes: market pushes go straight to ``MarketFeed.on_data``; other
-frames go to its ``FeedSession`` through the owner's ``on_control``; frames the session wants
+frames go to its ``WsSession`` through the owner's ``on_control``; frames the session wants
 sent (subscribes, pings) are written by the owner. A ``Shard`` is one slot of topics that keeps
 one live connection (reconnected, or renewed before the token's 24 h lifetime).
 """
@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from picows import WSFrame, WSHandshakeError, WSListener, WSMsgType, WSTransport, ws_connect
 
-from kucoin_feed import FeedSession, MarketFeed
-from kucoin_protocol import WsEndpoint, redact_url, ws_connect_url
+from kucoin_feed import MarketFeed
+from kucoin_protocol import WsEndpoint, WsSession, redact_url, ws_connect_url
 
 __all__ = ["Connection", "HandshakeRefused", "Owner", "Shard", "open_connection"]
 
@@ -53,7 +53,7 @@ class Owner(Protocol):
 class Connection(WSListener):
     """One socket: feeds pushes to the ``MarketFeed`` and the rest to its owner."""
 
-    def __init__(self, *, owner: Owner, feed: MarketFeed, session: FeedSession,
+    def __init__(self, *, owner: Owner, feed: MarketFeed, session: WsSession,
                  clock: Callable[[], float], label: str) -> None:
         super().__init__()
         self.owner = owner
@@ -71,7 +71,7 @@ class Connection(WSListener):
         self._on_data = feed.on_data
         self._note_malformed = feed.note_malformed
         self._end_of_batch = feed.end_of_batch
-        self._note_alive = session.note_alive
+        self._note_alive = session.note_activity
         self._debug = log.isEnabledFor(logging.DEBUG)  # cached: checked once per frame
 
     # -- picows callbacks (the hot path is on_ws_frame) -----------------------------------------
@@ -183,7 +183,7 @@ class Connection(WSListener):
 class Shard:
     """A slot of at most ``max_topics`` topics served by one connection at a time."""
 
-    def __init__(self, index: int, session: FeedSession) -> None:
+    def __init__(self, index: int, session: WsSession) -> None:
         self.index = index
         self.session = session  # the current connection's session; holds the desired topics
         self.conn: Connection | None = None
@@ -202,7 +202,7 @@ async def open_connection(
     *,
     owner: Owner,
     feed: MarketFeed,
-    session: FeedSession,
+    session: WsSession,
     endpoint: WsEndpoint,
     clock: Callable[[], float],
     connect_id: str,

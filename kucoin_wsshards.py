@@ -20,8 +20,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from kucoin_feed import FeedSession, MarketFeed
-from kucoin_protocol import FATAL, ReconnectDelays, WsEndpoint, classify_ws_error
+from kucoin_feed import MarketFeed
+from kucoin_protocol import FATAL, ReconnectDelays, WsEndpoint, WsSession, classify_ws_error
 from kucoin_restfeed import PRIORITY_TOKEN, RestWorker
 from kucoin_wsconn import Connection, Owner, Shard, open_connection
 
@@ -106,7 +106,7 @@ class Shards:
 
     def new_shard(self) -> Shard:
         """Add a shard and start keeping it connected."""
-        shard = Shard(len(self.shards), FeedSession())
+        shard = Shard(len(self.shards), WsSession())
         self.shards.append(shard)
         shard.task = self._spawn(self._supervise(shard))
         if len(self.shards) > 1:
@@ -114,9 +114,9 @@ class Shards:
         return shard
 
     @staticmethod
-    def sessions(shard: Shard) -> list[tuple[Connection | None, FeedSession]]:
+    def sessions(shard: Shard) -> list[tuple[Connection | None, WsSession]]:
         """The shard's (connection, session) pairs: the current one and a renewal's new one."""
-        pairs: list[tuple[Connection | None, FeedSession]] = [(shard.conn, shard.session)]
+        pairs: list[tuple[Connection | None, WsSession]] = [(shard.conn, shard.session)]
         if shard.candidate is not None and shard.candidate.session is not shard.session:
             pairs.append((shard.candidate, shard.candidate.session))
         return pairs
@@ -182,7 +182,7 @@ class Shards:
                 return reason, conn
             conn = successor
 
-    async def _connect(self, shard: Shard, session: FeedSession) -> Connection:
+    async def _connect(self, shard: Shard, session: WsSession) -> Connection:
         token_at = self._cfg.clock()
         endpoint = await asyncio.wrap_future(self._worker.submit(PRIORITY_TOKEN, self._token_provider))
         conn = await open_connection(
@@ -228,7 +228,7 @@ class Shards:
                 self._spawn(self._renew(shard, conn))
 
     async def _renew(self, shard: Shard, old: Connection) -> None:
-        session = FeedSession()
+        session = WsSession()
         session.subscribe(shard.session.desired_topics, self._cfg.clock())
         new: Connection | None = None
         try:

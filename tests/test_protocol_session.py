@@ -183,6 +183,12 @@ def test_session_any_frame_counts_as_life_but_not_as_a_pong():
     assert (session.dead_reason(50.0), session.dead_reason(50.1)) == (None, "no pong within 10s")
 
 
+def test_session_note_activity_counts_a_push_decoded_elsewhere_as_life():
+    session = connected()
+    session.note_activity(20.0)
+    assert (session.dead_reason(48.0), session.dead_reason(48.1)) == (None, "no frame for 28.1s")
+
+
 def test_session_dead_without_welcome():
     session = WsSession(welcome_timeout_s=5.0)
     session.reset(100.0, ENDPOINT)
