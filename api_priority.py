@@ -8,6 +8,8 @@ Scheduling rules:
 
 - The most urgent call that may start, starts; FIFO within a priority.
 - While a CRITICAL call is queued or in flight, no NORMAL or LOW call starts (HIGH may).
+- ``reserved_workers`` workers never run NORMAL or LOW calls: a CRITICAL (or HIGH) call finds
+  a free worker at once instead of waiting for a scan's call in flight to end.
 - Within one pool the order is strict: a call waits behind a more urgent or earlier call of its
   own pool even if it would fit. A call of another pool, or with no pool, may overtake a call
   that is waiting for its pool's quota.
@@ -99,6 +101,7 @@ class PriorityExecutor:
         limits: the pool table; a call names one of these pools, or none.
         reserve_fraction: share of each pool that only CRITICAL calls may spend.
         workers: number of worker threads.
+        reserved_workers: how many of them only CRITICAL and HIGH calls may use (< workers).
         clock: monotonic seconds.
         on_start: called as ``on_start(priority, label)`` on the worker thread just before a call
             runs; its exceptions are logged and ignored.
@@ -111,14 +114,18 @@ class PriorityExecutor:
         limits: Iterable[RateLimit] = (),
         reserve_fraction: float = DEFAULT_RESERVE_FRACTION,
         workers: int = DEFAULT_WORKERS,
+        reserved_workers: int = 0,
         clock: Callable[[], float] = time.monotonic,
         on_start: Callable[[Priority, str], object] | None = None,
         name: str = "api-priority",
     ) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+        if not isinstance(reserved_workers, int) or not 0 <= reserved_workers < workers:
+            raise ValueError(f"reserved_workers must be an int from 0 to workers - 1, got {reserved_workers!r}")
         self._pools = ResourcePools(limits, reserve_fraction=reserve_fraction)
         self._workers = workers
+        self._routine_slots = workers - reserved_workers  # workers NORMAL/LOW calls may occupy
         self._clock = clock
         self._on_start = on_start
         self._name = name
@@ -134,6 +141,7 @@ class PriorityExecutor:
         self._started: Counter[Priority] = Counter()
         self._in_flight = 0
         self._critical_in_flight = 0
+        self._routine_in_flight = 0  # NORMAL and LOW calls running
         self._version = 0  # bumped on every change that may let a waiting call start
         self._waiting: dict[int, int] = {}  # idle worker index -> version it decided on
 
@@ -353,15 +361,18 @@ class PriorityExecutor:
         # Look at the head of each pool's heap: the most urgent head that may start now wins.
         # Returns (job, None) or (None, seconds until a rate-limited head may start, if any).
         assert self._lock.locked()
-        critical_pending = self._depths[Priority.CRITICAL] + self._critical_in_flight > 0
+        # NORMAL/LOW wait while a CRITICAL call is pending, or when they fill their workers;
+        # either way they are re-decided when a call finishes (_run bumps the version).
+        routine_held = (self._depths[Priority.CRITICAL] + self._critical_in_flight > 0
+                        or self._routine_in_flight >= self._routine_slots)
         best: _Job | None = None
         wait_s: float | None = None
         for queue in self._queues.values():
             if not queue:
                 continue
             head = queue[0]
-            if critical_pending and head.priority >= Priority.NORMAL:
-                continue  # re-decided when the CRITICAL call finishes (_run bumps the version)
+            if routine_held and head.priority >= Priority.NORMAL:
+                continue
             delay = self._pools.delay(head.priority, head.pool, head.cost, now)
             if delay > 0.0:
                 wait_s = delay if wait_s is None else min(wait_s, delay)
@@ -374,6 +385,8 @@ class PriorityExecutor:
             self._in_flight += 1
             if best.priority == Priority.CRITICAL:
                 self._critical_in_flight += 1
+            elif best.priority >= Priority.NORMAL:
+                self._routine_in_flight += 1
             self._pools.start(best.pool, best.cost, now)
             return best, None
         return None, wait_s
@@ -394,6 +407,8 @@ class PriorityExecutor:
             self._in_flight -= 1
             if job.priority == Priority.CRITICAL:
                 self._critical_in_flight -= 1
+            elif job.priority >= Priority.NORMAL:
+                self._routine_in_flight -= 1
             self._changed_locked()
         if not running:
             return

@@ -148,6 +148,10 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+# One worker runs only CRITICAL/HIGH calls: an order never waits for a scan's call in flight.
+RESERVED_WORKERS = 1
+
+
 class RestGateway:
     """Run ccxt calls by priority within KuCoin's rate limits; map their errors onto ours.
 
@@ -174,7 +178,8 @@ class RestGateway:
         self._exchange = exchange
         self._owns_executor = executor is None
         self._executor = executor if executor is not None else PriorityExecutor(
-            limits=limits, workers=workers, clock=clock, on_start=on_start, name="kucoin-rest")
+            limits=limits, workers=workers, reserved_workers=min(RESERVED_WORKERS, workers - 1), clock=clock,
+            on_start=on_start, name="kucoin-rest")
         self._tap: ResponseTap | None = None
         self._state = State.NEW
 

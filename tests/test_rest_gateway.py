@@ -121,8 +121,10 @@ def test_scan_waits_at_the_reserve_instead_of_meeting_a_429(workers, quota, scan
         assert (quota - 3 - 40) // 2 <= done < (quota - 3) // 2 - reserve_calls // 2
 
 
-def test_critical_order_starts_next_with_200_normal_calls_queued(sim):
-    """Both workers busy, 200 NORMAL tickers queued, then an order: it is the next call to start."""
+def test_critical_order_starts_at_once_with_the_routine_worker_busy_and_200_normal_calls_queued(sim):
+    """Two workers, one kept for CRITICAL/HIGH: a NORMAL call blocks the other, 200 NORMAL
+    tickers are queued; an order is placed on the reserved worker while that call still runs,
+    and no queued NORMAL call starts before the blocked one ends."""
     starts = StartLog()
     gateway = start_gateway(sim, workers=2, on_start=starts)
     manager = OrderManager(gateway)
@@ -133,25 +135,21 @@ def test_critical_order_starts_next_with_200_normal_calls_queued(sim):
         gate.wait(TIMEOUT_S)
 
     try:
-        for _ in range(2):
-            gateway.submit(Priority.NORMAL, "fetch_ticker", blocked)
-        assert all(entered.acquire(timeout=TIMEOUT_S) for _ in range(2))
+        mark = len(starts.snapshot())
+        running = gateway.submit(Priority.NORMAL, "fetch_ticker", blocked)
+        assert entered.acquire(timeout=TIMEOUT_S)
         symbols = list(gateway.markets)
-        for i in range(200):
-            symbol = symbols[i % len(symbols)]
-            gateway.submit(Priority.NORMAL, "fetch_ticker", methodcaller("fetch_ticker", symbol))
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            placed = pool.submit(manager.create_market_order, BTC, "buy", 1)
-            wait_until(lambda: gateway.health()["queue_depths"]["CRITICAL"] == 1, what="the order queued")
-            depths = gateway.health()["queue_depths"]
-            mark = len(starts.snapshot())
-            gate.set()
-            order = placed.result(TIMEOUT_S)
+        queued = [gateway.submit(Priority.NORMAL, "fetch_ticker", methodcaller("fetch_ticker", symbols[i % len(symbols)]))
+                  for i in range(200)]
+        order = manager.create_market_order(BTC, "buy", 1)  # returns while `blocked` still runs
+        during = (running.done(), sum(f.done() for f in queued), gateway.health()["queue_depths"])
+        gate.set()
+        concurrent.futures.wait(queued, timeout=TIMEOUT_S)
     finally:
         gate.set()
         gateway.close()
-    assert depths == {"CRITICAL": 1, "HIGH": 0, "NORMAL": 200, "LOW": 0}
-    assert starts.snapshot()[mark] == (Priority.CRITICAL, "create_order")
+    assert during == (False, 0, {"CRITICAL": 0, "HIGH": 0, "NORMAL": 200, "LOW": 0})
+    assert [label for _, label in starts.snapshot()[mark:mark + 2]] == ["fetch_ticker", "create_order"]
     assert [o["clientOid"] for o in sim.orders()] == [order["clientOrderId"]]
 
 
