@@ -2,10 +2,11 @@
 
 No WebSocket library, no value types, no callbacks: one thread reads the socket 1 MiB at a time,
 cuts RFC 6455 frames with a minimal parser, ``orjson.loads`` each payload and stores the tickerV2
-``data`` dict in a dict under a lock. Any client that does more work per frame than this cannot
-be faster; a client within a small factor of it is close to the physical limit.
+(or level-2) ``data`` dict in a dict under a lock. Any client that does more work per frame than
+this cannot be faster; a client within a small factor of it is close to the physical limit.
 
     raw_ingest(base, total, busy)              -> msgs/s (firehose, first to last frame)
+    raw_book_ingest(base, total, busy)         -> msgs/s (level-2 firehose; parsed, not applied)
     raw_latency(base, total, rate, busy)       -> [us from the frame's send ts to parsed]
     read_floor_ns(base, calls)                 -> [ns of each read of the newest parsed ticker]
     python bench/ceiling.py --memory           the memory floor: the same numbers as packed
@@ -26,10 +27,12 @@ from typing import Any
 
 import orjson
 
-from common import Firehose, Meter, peak_rss_mib, post, spin_until, wait_no_connections, wait_subscribed, wait_until
+from common import (Firehose, Meter, get, peak_rss_mib, post, spin_until, wait_no_connections, wait_subscribed,
+                    wait_until)
 
 KUCOIN_ID = "XBTUSDTM"
 TOPIC = f"/contractMarket/tickerV2:{KUCOIN_ID}"
+TOPIC_L2 = f"/contractMarket/level2:{KUCOIN_ID}"
 READ_SIZE = 1 << 20
 SOCKET_TIMEOUT_S = 30.0
 
@@ -86,13 +89,17 @@ def split_frames(buf: bytes) -> tuple[list[bytes], bytes]:
 
 
 class RawFeed:
-    """A tickerV2 subscriber on a bare socket; ``on_data(data, recv_ns)`` per parsed tickerV2 frame."""
+    """A subscriber of one topic (tickerV2 unless told) on a bare socket; ``on_data(data, recv_ns)``
+    per parsed frame of that topic's subject, whose ``data`` is kept under the topic's symbol."""
 
-    def __init__(self, base: str, on_data: Callable[[dict[str, Any], int], object] | None = None) -> None:
+    def __init__(self, base: str, on_data: Callable[[dict[str, Any], int], object] | None = None, *,
+                 topic: str = TOPIC) -> None:
         self.cache: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self._on_data = on_data
-        self._sock, self._buf = raw_connect(base, [TOPIC])
+        prefix, _, self._key = topic.partition(":")
+        self._subject = "level2" if prefix == "/contractMarket/level2" else "tickerV2"
+        self._sock, self._buf = raw_connect(base, [topic])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="raw-reader", daemon=True)
 
@@ -128,12 +135,13 @@ class RawFeed:
     def _frames(self, buf: bytes) -> bytes:
         payloads, rest = split_frames(buf)
         loads, on_data, lock, cache = orjson.loads, self._on_data, self.lock, self.cache
+        subject, key = self._subject, self._key
         for payload in payloads:
             message = loads(payload)
-            if message.get("subject") == "tickerV2":
+            if message.get("subject") == subject:
                 data = message["data"]
                 with lock:
-                    cache[data["symbol"]] = data
+                    cache[key] = data
                 if on_data is not None:
                     on_data(data, time.time_ns())
         return rest
@@ -152,6 +160,68 @@ def raw_ingest(base: str, total: int, busy: bool) -> float:
         if not meter.done.wait(600):
             raise RuntimeError(f"raw reader: only {meter.n} of {total} frames arrived")
         sender.join()
+    finally:
+        feed.close()
+    return meter.rate()
+
+
+class BookMeter:
+    """Counts level-2 deltas where they become visible, by sequence; sets ``done`` at the run's last.
+
+    The level-2 firehose continues the simulator's book sequence (``book_sequence`` before the
+    run, market paused), so a run of ``total`` frames ends at ``start_seq + total``. Counting by
+    sequence credits a client that publishes once per batch of deltas (KuCoinWebSocket: once per
+    socket read) with every delta of the batch, the same as a client reporting each one. The
+    rate runs from the first delta seen to the last; sequences up to ``start_seq`` (a snapshot
+    loaded before the run) are not counted.
+    """
+
+    def __init__(self, start_seq: int, total: int) -> None:
+        self.start_seq, self.last_seq = start_seq, start_seq + total
+        self.first_seq: int | None = None
+        self.seq = start_seq  # the newest sequence seen
+        self.t_first = self.t_last = 0.0
+        self.done = threading.Event()
+
+    def hit(self, sequence: int) -> None:
+        if sequence <= self.start_seq:
+            return
+        self.seq = sequence
+        if self.first_seq is None:
+            self.first_seq, self.t_first = sequence, time.perf_counter()
+        if sequence >= self.last_seq:
+            self.t_last = time.perf_counter()
+            self.done.set()
+
+    def rate(self) -> float:
+        span = self.t_last - self.t_first
+        return (self.last_seq - self.first_seq) / span if span > 0 and self.first_seq is not None else 0.0
+
+
+def book_sequence(base: str) -> int:
+    """The level-2 sequence of the simulator's BTC book now (REST snapshot)."""
+    return get(f"{base}/api/v1/level2/snapshot?symbol={KUCOIN_ID}")["data"]["sequence"]
+
+
+def fire_level2(base: str, total: int, busy: bool, meter: BookMeter, what: str) -> None:
+    """Level-2 firehose of ``total`` frames; the main thread spins if ``busy``; wait for the last."""
+    sender = Firehose(base, total, [KUCOIN_ID], topic="level2")
+    if busy:
+        spin_until(meter.done)
+    if not meter.done.wait(600):
+        raise RuntimeError(f"{what}: only up to sequence {meter.seq} of {meter.last_seq} arrived")
+    sender.join()
+
+
+def raw_book_ingest(base: str, total: int, busy: bool) -> float:
+    """Level-2 firehose of ``total`` frames into the raw reader (parsed and stored, not applied to a
+    book); msgs/s from the first to the last frame."""
+    wait_no_connections(base)
+    meter = BookMeter(book_sequence(base), total)
+    feed = RawFeed(base, lambda data, _ns: meter.hit(data["sequence"]), topic=TOPIC_L2).start()
+    try:
+        wait_subscribed(base, [TOPIC_L2])
+        fire_level2(base, total, busy, meter, "raw reader")
     finally:
         feed.close()
     return meter.rate()

@@ -112,10 +112,16 @@ def ws_url(base: str) -> str:
 
 
 class Firehose:
-    """POST /sim/firehose on a thread (the call answers when every frame is sent); ``join()``."""
+    """POST /sim/firehose on a thread (the call answers when every frame is sent); ``join()``.
 
-    def __init__(self, base: str, total: int, symbols: Sequence[str], rate: float | None = None) -> None:
+    ``topic="level2"``: the frames are changes of the simulator's own book (each continues its
+    level-2 sequence by one), so a snapshot plus the deltas stays in sync.
+    """
+
+    def __init__(self, base: str, total: int, symbols: Sequence[str], rate: float | None = None,
+                 topic: str = "tickerV2") -> None:
         query = f"total={total}&symbols={','.join(symbols)}" + (f"&rate={rate}" if rate else "")
+        query += f"&topic={topic}" if topic != "tickerV2" else ""
         self.result: dict[str, Any] = {}
         self._url = f"{base}/sim/firehose?{query}"
         self._thread = threading.Thread(target=self._run, name="bench-firehose", daemon=True)

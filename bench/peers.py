@@ -5,12 +5,17 @@ tests/helpers.ccxt_config does) and ccxt's own throttle off, so no peer figure c
 deliberate wait. ccxt.pro runs on its own asyncio loop in a thread (``ProLoop``); a CPU-busy
 variant keeps the main thread busy meanwhile, as our busy rows do.
 
-What is measured for ccxt.pro, exactly (``ProFirehose``, ``pro_watch_ticker_ns``):
+What is measured for ccxt.pro, exactly (``ProFirehose``, ``ProBookFirehose``, ``pro_watch_ticker_ns``):
   ingest     ``watch_bids_asks([BTC])`` (the tickerV2 topic: ``watch_ticker`` subscribes the v1
              ticker topic, which the firehose does not carry) with a consumer task awaiting it in
              a loop; every frame ccxt.pro parsed into ``bidsasks`` is counted by a subclass hook
              after ``handle_bid_ask`` (so coalesced wake-ups of the consumer do not undercount);
              one connection serves every run of a row (its setup is in no figure)
+  book       ``watch_order_book(BTC)`` (level2 topic + REST snapshot) with a consumer task awaiting
+             it in a loop; every delta ccxt.pro applied to its synced book is counted by a hook
+             after ``handle_order_book`` (the consumer's wake-ups coalesce); the connection is
+             opened and synced once, before the runs (ccxt.pro fetches its snapshot only after
+             the 6th delta, so a short warm-up firehose syncs it)
   latency    frame ``ts`` (simulator wall clock at send) to the end of ``handle_bid_ask`` (the
              frame is in ``ex.bidsasks`` and the waiting future resolved): the same point as our
              ``on_ticker``, which runs after the cache update
@@ -25,15 +30,19 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Self
 
 import ccxt
 import ccxt.pro
 
-from common import Firehose, Meter, peak_rss_mib, spin_until, wait_no_connections, wait_subscribed
+from common import Firehose, Meter, peak_rss_mib, spin_until, wait_no_connections, wait_subscribed, wait_until
 
 SYMBOL, KUCOIN_ID = "BTC/USDT:USDT", "XBTUSDTM"
 TOPIC_V2 = f"/contractMarket/tickerV2:{KUCOIN_ID}"
+TOPIC_L2 = f"/contractMarket/level2:{KUCOIN_ID}"
+BOOK_WARMUP_FRAMES = 200  # ccxt.pro asks for its REST snapshot on the 6th delta it caches
+# bench/ceiling.py (BookMeter, book_sequence, fire_level2) is imported where used, so the memory
+# child (``--memory``) holds only what a ccxt.pro user's process does.
 CCXT_URL_KEYS = ("public", "private", "futuresPublic", "futuresPrivate", "utaPrivate", "uta", "utaV2",
                  "webExchange", "broker", "earn")  # as tests/helpers.CCXT_URL_KEYS
 LOOP_TIMEOUT_S = 120.0
@@ -57,11 +66,12 @@ class CountingCcxt(ccxt.kucoinfutures):
 class BenchPro(ccxt.pro.kucoinfutures):
     """ccxt.pro with bench hooks: HTTP requests counted; callbacks after each tickerV2 parsed into
     ``bidsasks`` (with the frame's ``data``) and after each level-2 delta applied to a synced book
-    (with the KuCoin id)."""
+    (``on_book`` with the KuCoin id, ``on_level2`` with the frame's ``data``)."""
 
     rest_calls = 0
     on_bid_ask: Callable[[dict[str, Any]], object] | None = None
     on_book: Callable[[str], object] | None = None
+    on_level2: Callable[[dict[str, Any]], object] | None = None
 
     async def fetch(self, url, method="GET", headers=None, body=None):  # noqa: ANN001, ANN201
         self.rest_calls += 1
@@ -75,13 +85,18 @@ class BenchPro(ccxt.pro.kucoinfutures):
 
     def handle_order_book(self, client, message):  # noqa: ANN001, ANN201
         super().handle_order_book(client, message)
-        hook = self.on_book
-        if hook is None:
+        hook, level2 = self.on_book, self.on_level2
+        if hook is None and level2 is None:
             return
-        kucoin_id = message["data"].get("symbol") or message["topic"].split(":")[1]
+        data = message["data"]
+        kucoin_id = data.get("symbol") or message["topic"].split(":")[1]
         book = self.orderbooks.get(self.safe_symbol(kucoin_id, None, "-"))
-        if book is not None and book["nonce"] is not None:  # None until the REST snapshot is merged
+        if book is None or book["nonce"] is None:  # None until the REST snapshot is merged
+            return
+        if hook is not None:
             hook(kucoin_id)
+        if level2 is not None and book["nonce"] == data.get("sequence"):  # this delta was applied
+            level2(data)
 
 
 class ProLoop:
@@ -132,12 +147,14 @@ def load_markets(base: str) -> Any:
         exchange.session.close()
 
 
-class ProFirehose:
-    """One ccxt.pro connection on BTC's tickerV2 with a user's consumer loop, fed firehoses.
+class _ProFeed:
+    """One ccxt.pro connection on one BTC topic with a user's consumer loop awaiting ``_watch()``.
 
     The connection is opened once and kept for every run (its setup is no part of any figure);
     ``wait_no_connections`` first, so the previous contender's subscription cannot stand in.
     """
+
+    topic = ""
 
     def __init__(self, base: str, markets: Any) -> None:
         wait_no_connections(base)
@@ -145,13 +162,16 @@ class ProFirehose:
         self.pro = ProLoop(base, markets)
         self._stop = threading.Event()
         self._consumer = self.pro.spawn(self._consume())
-        wait_subscribed(base, [TOPIC_V2])
+        wait_subscribed(base, [self.topic])
+
+    def _watch(self) -> Coroutine[Any, Any, Any]:
+        raise NotImplementedError
 
     async def _consume(self) -> None:
         # A ccxt.pro user's loop: await the next update, again and again.
         while not self._stop.is_set():
             try:
-                await asyncio.wait_for(self.pro.exchange.watch_bids_asks([SYMBOL]), 1.0)
+                await asyncio.wait_for(self._watch(), 1.0)
             except asyncio.TimeoutError:
                 continue
 
@@ -165,11 +185,20 @@ class ProFirehose:
         finally:
             self.pro.close()
 
-    def __enter__(self) -> ProFirehose:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ProFirehose(_ProFeed):
+    """ccxt.pro on BTC's tickerV2 (``watch_bids_asks``), fed tickerV2 firehoses."""
+
+    topic = TOPIC_V2
+
+    def _watch(self) -> Coroutine[Any, Any, Any]:
+        return self.pro.exchange.watch_bids_asks([SYMBOL])
 
     def _run(self, total: int, rate: float | None, busy: bool, hook: Callable[[dict[str, Any]], object],
              meter: Meter) -> None:
@@ -202,6 +231,45 @@ class ProFirehose:
 
         self._run(total, rate, busy, hook, meter)
         return out
+
+
+class ProBookFirehose(_ProFeed):
+    """ccxt.pro on BTC's level-2 book (``watch_order_book``), synced once, fed level-2 firehoses."""
+
+    topic = TOPIC_L2
+
+    def __init__(self, base: str, markets: Any) -> None:
+        super().__init__(base, markets)
+        try:
+            self._sync()
+        except BaseException:
+            self.close()
+            raise
+
+    def _watch(self) -> Coroutine[Any, Any, Any]:
+        return self.pro.exchange.watch_order_book(SYMBOL)
+
+    def _sync(self) -> None:
+        from ceiling import book_sequence
+
+        # The market is paused: only firehose deltas move the book, so after the warm-up ccxt.pro's
+        # book must reach exactly the simulator's sequence.
+        target = book_sequence(self.base) + BOOK_WARMUP_FRAMES
+        Firehose(self.base, BOOK_WARMUP_FRAMES, [KUCOIN_ID], topic="level2").join()
+        wait_until(lambda: (self.pro.exchange.orderbooks.get(SYMBOL) or {}).get("nonce") == target, 30,
+                   "ccxt.pro's order book synced")
+
+    def ingest(self, total: int, busy: bool) -> float:
+        """Level-2 firehose of ``total`` deltas; msgs/s of deltas ccxt.pro applied, first to last."""
+        from ceiling import BookMeter, book_sequence, fire_level2
+
+        meter = BookMeter(book_sequence(self.base), total)
+        self.pro.exchange.on_level2 = lambda data: meter.hit(data["sequence"])
+        try:
+            fire_level2(self.base, total, busy, meter, "ccxt.pro")
+        finally:
+            self.pro.exchange.on_level2 = None
+        return meter.rate()
 
 
 async def _watch_ticker_times(exchange: BenchPro, symbol: str, end: float, out: list[float],

@@ -8,10 +8,13 @@ physical limit (1.00 = at it).
 from __future__ import annotations
 
 import math
+import time
+import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from common import markdown_table
+from common import log, markdown_table
 
 COLUMNS = ("ours", "ccxt_pro", "ccxt", "other", "ceiling")
 HEADER = ("row", "unit", "ours", "ccxt.pro", "ccxt (REST)", "other", "ceiling",
@@ -117,3 +120,25 @@ def where_we_trail(rows: list[Row], *, wide: float = 2.0, close: float = 0.5) ->
         if lead is not None and lead < close:
             out.append(f"{row.name}: ours is at {fmt_ratio(lead)} of the ceiling")
     return out
+
+
+# -- running a contender -----------------------------------------------------------------------------
+def attempt(label: str, fn: Callable[[], Any]) -> Any:
+    """fn(), or NA with the reason if it raised (logged with its traceback on stderr)."""
+    started = time.perf_counter()
+    try:
+        result = fn()
+    except Exception as exc:  # a contender failing is a result ("n/a"), not the end of the run
+        log(f"  ! {label} failed:\n{traceback.format_exc()}")
+        return NA(f"{type(exc).__name__}: {str(exc)[:80]}")
+    log(f"  {label}: {time.perf_counter() - started:.1f}s")
+    return result
+
+
+def pick(value: Any, fn: Callable[[Any], Any]) -> Any:
+    return value if isinstance(value, NA) else fn(value)
+
+
+def wall_rate(result: Any) -> float:
+    # ws_ingest.ours returns msgs/s, or (wall msgs/s, CPU msgs/s) in its newer form.
+    return result[0] if isinstance(result, tuple) else result

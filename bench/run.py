@@ -19,7 +19,9 @@ socket read-and-parse loop with orjson, or a plain dict, achieves (bench/ceiling
   ticker read       per-call latency: get_ticker from the cache / fetch_ticker / await
                     watch_ticker / a locked dict read of the raw reader's newest ticker
   feed ingest       tickerV2 firehose into each client (bench/ws_ingest.ours, peers.ProFirehose,
-                    ceiling.raw_ingest), idle and with the main thread CPU-busy
+                    ceiling.raw_ingest), idle and with the main thread CPU-busy (feed_rows.py)
+  book ingest       the same with a level-2 firehose into a synced book (ours: KuCoinWebSocket's
+                    book; ccxt.pro: watch_order_book; ceiling: parse only)
   update->visible   frame send ts to visible in the client's cache at 5,000 msgs/s; idle, busy,
                     and busy with the GIL switch interval at 0.5 ms (process-wide, so for every
                     contender; KuCoinWebSocket's gil_switch_interval_s sets the same value)
@@ -38,30 +40,25 @@ import os
 import subprocess
 import sys
 import time
-import traceback
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Any
 
 from common import (BENCH, ROOT, SimProcess, log, machine, median, median_of_runs, p50_p99, pause_market,
-                    switch_interval, timer_overhead_ns, wait_no_connections, write_json)
+                    timer_overhead_ns, write_json)
 
 import ceiling  # noqa: E402  (common puts bench/ on sys.path)
+import feed_rows  # noqa: E402
 import order_latency  # noqa: E402
 import peers  # noqa: E402
 import reconnect  # noqa: E402
 import scan  # noqa: E402
 import ticker_read  # noqa: E402
-import ws_ingest  # noqa: E402
 from kucoin_client import KuCoinClient  # noqa: E402
 from kucoin_rest import RestGateway, build_exchange  # noqa: E402
-from report import NA, Row, render, where_we_trail  # noqa: E402
+from report import NA, Row, attempt, pick, render, where_we_trail  # noqa: E402
 
 RESULTS = os.path.join(BENCH, "results", "latest.json")
 TICK_MS = 10
-LATENCY_RATE = 5000  # msgs/s
-SWITCH_S = 0.0005  # the busy rows' second variant (CPython's default switch interval is 5 ms)
 ORDER_WORKERS = 4
 
 
@@ -89,27 +86,6 @@ FULL = Plan(read_runs=5, reads=100_000, rest_calls=1_000, watch_runs=3, watch_s=
             ingest_frames=100_000, latency_runs=5, latency_frames=10_000, scan_runs=10, pro_scan_runs=5,
             order_runs=10, reconnect_runs=9)
 WATCH_GRACE_S = 0.5
-
-
-def attempt(label: str, fn: Callable[[], Any]) -> Any:
-    """fn(), or NA with the reason if it raised (logged with its traceback on stderr)."""
-    started = time.perf_counter()
-    try:
-        result = fn()
-    except Exception as exc:  # a contender failing is a result ("n/a"), not the end of the run
-        log(f"  ! {label} failed:\n{traceback.format_exc()}")
-        return NA(f"{type(exc).__name__}: {str(exc)[:80]}")
-    log(f"  {label}: {time.perf_counter() - started:.1f}s")
-    return result
-
-
-def pick(value: Any, fn: Callable[[Any], Any]) -> Any:
-    return value if isinstance(value, NA) else fn(value)
-
-
-def wall_rate(result: Any) -> float:
-    # ws_ingest.ours returns msgs/s, or (wall msgs/s, CPU msgs/s) in its newer form.
-    return result[0] if isinstance(result, tuple) else result
 
 
 # -- ticker read -------------------------------------------------------------------------------------
@@ -141,67 +117,6 @@ def ticker_rows(base: str, markets: Any, symbols: list[str], plan: Plan, details
     medians = {k: pick(v, median_of_runs) for k, v in got.items()}
     return [Row(f"Ticker read {q}", "µs", "lower", **{k: pick(v, lambda m: m[i]) for k, v in medians.items()})
             for i, q in enumerate(("p50", "p99"))]
-
-
-# -- feed ingest and update-to-visible latency (market paused) ----------------------------------------
-INGEST_VARIANTS = (("idle", False, None), ("busy main thread", True, None))
-# The 0.5 ms switch interval (KuCoinWebSocket's gil_switch_interval_s) is a latency remedy.
-LATENCY_VARIANTS = INGEST_VARIANTS + (("busy, 0.5 ms GIL switch", True, SWITCH_S),)
-
-
-def repeat(label: str, runs: int, switch_s: float | None, fn: Callable[[Any], Any],
-           context: Callable[[], Any] = contextlib.nullcontext) -> Any:
-    """``runs`` times fn(ctx) inside one ``context()``, each under the switch interval; or NA."""
-    def go() -> list[Any]:
-        with context() as ctx:
-            out = []
-            for _ in range(runs):
-                with switch_interval(switch_s):
-                    out.append(fn(ctx))
-            return out
-    return attempt(label, go)
-
-
-def ingest_rows(base: str, markets: Any, plan: Plan, details: dict) -> list[Row]:
-    rows, n, runs = [], plan.ingest_frames, plan.ingest_runs
-    pro = partial(peers.ProFirehose, base, markets)
-    for name, busy, switch in INGEST_VARIANTS:
-        got = {
-            "ceiling": repeat(f"ingest {name}, raw", runs, switch, lambda _: ceiling.raw_ingest(base, n, busy)),
-            "ours": repeat(f"ingest {name}, ours", runs, switch, lambda _: _ours_ingest(base, n, busy)),
-            "ccxt_pro": repeat(f"ingest {name}, ccxt.pro", runs, switch, lambda fh: fh.ingest(n, busy), pro),
-        }
-        details[f"ingest_msgs_per_s_runs ({name})"] = got
-        rows.append(Row(f"Feed ingest, {name}", "msgs/s", "higher", **{k: pick(v, median) for k, v in got.items()}))
-    return rows
-
-
-def _ours_ingest(base: str, total: int, busy: bool) -> float:
-    wait_no_connections(base)
-    return wall_rate(ws_ingest.ours(base, total, busy))
-
-
-def latency_rows(base: str, markets: Any, plan: Plan, details: dict) -> list[Row]:
-    rows, n, runs = [], plan.latency_frames, plan.latency_runs
-    pro = partial(peers.ProFirehose, base, markets)
-    for name, busy, switch in LATENCY_VARIANTS:
-        got = {
-            "ceiling": repeat(f"latency {name}, raw", runs, switch,
-                              lambda _: p50_p99(ceiling.raw_latency(base, n, LATENCY_RATE, busy))),
-            "ours": repeat(f"latency {name}, ours", runs, switch, lambda _: _ours_latency(base, n, busy)),
-            "ccxt_pro": repeat(f"latency {name}, ccxt.pro", runs, switch,
-                               lambda fh: p50_p99(fh.latency(n, LATENCY_RATE, busy)), pro),
-        }
-        details[f"latency_us_runs ({name})"] = got
-        medians = {k: pick(v, median_of_runs) for k, v in got.items()}
-        rows += [Row(f"Update→visible @5k msgs/s {q}, {name}", "µs", "lower",
-                     **{k: pick(v, lambda m: m[i]) for k, v in medians.items()}) for i, q in enumerate(("p50", "p99"))]
-    return rows
-
-
-def _ours_latency(base: str, total: int, busy: bool) -> tuple[float, float]:
-    wait_no_connections(base)
-    return tuple(ws_ingest.latency(base, total, LATENCY_RATE, busy))
 
 
 # -- scan, order, reconnect (market live) ---------------------------------------------------------------
@@ -336,8 +251,9 @@ def measure(plan: Plan, details: dict) -> list[Row]:
         log(f"simulators at tick {TICK_MS} ms; {len(listed)} contracts listed, {len(symbols)} served by KuCoinClient")
         groups["ticker"] = ticker_rows(base, markets, symbols, plan, details)
         pause_market(base, True)  # only firehose frames on the wire from here
-        groups["ingest"] = ingest_rows(base, markets, plan, details)
-        groups["latency"] = latency_rows(base, markets, plan, details)
+        groups["ingest"] = feed_rows.ingest_rows(base, markets, plan, details)
+        groups["book_ingest"] = feed_rows.book_ingest_rows(base, markets, plan, details)
+        groups["latency"] = feed_rows.latency_rows(base, markets, plan, details)
         sims[0].stop()
         for sim, name, rows in ((sims[1], "scan", lambda b: scan_rows(b, markets, symbols, plan, details)),
                                 (sims[2], "order", lambda b: order_rows(b, plan, details)),
@@ -345,7 +261,7 @@ def measure(plan: Plan, details: dict) -> list[Row]:
             pause_market(sim.url, False)
             groups[name] = rows(sim.url)
             sim.stop()
-    order = ("ticker", "ingest", "latency", "scan", "order", "reconnect", "memory")
+    order = ("ticker", "ingest", "book_ingest", "latency", "scan", "order", "reconnect", "memory")
     return [row for name in order for row in groups[name]]
 
 
@@ -357,9 +273,9 @@ def notes(plan: Plan, details: dict[str, Any], load_end: float) -> list[str]:
         "ccxt.pro has no read that does not wait: watch_ticker / watch_ohlcv return on the next push (about one "
         "trade a second per contract here); its first scan returns only the candles pushed since it subscribed, "
         "where ours and the REST paths return 100 of history.",
-        "Ingest of ccxt.pro's watch_order_book is not measured: the simulator's firehose sends tickerV2 only, so "
-        "the ingest rows use watch_bids_asks (tickerV2; watch_ticker subscribes the v1 ticker topic).",
-        f"Update→visible: a client slower than {LATENCY_RATE:,} msgs/s falls behind, and then its latency grows "
+        "ccxt.pro's tickerV2 ingest uses watch_bids_asks (watch_ticker subscribes the v1 ticker topic); its "
+        "order-book ingest uses watch_order_book on the level-2 firehose (details: book_ingest_counting).",
+        f"Update→visible: a client slower than {feed_rows.LATENCY_RATE:,} msgs/s falls behind, and then its latency grows "
         f"with the length of the run ({plan.latency_frames:,} frames here).",
         f"The simulator lists {len(universe.get('listed', []))} contracts; KuCoinClient refuses the dated futures "
         f"(InvalidArgument), so every scan covers the {len(universe.get('served_by_KuCoinClient', []))} perpetuals.",

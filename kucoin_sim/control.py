@@ -2,6 +2,7 @@
 
 Not part of KuCoin's API. Used by benchmarks against `python -m kucoin_sim`, and handy by hand:
     curl -X POST 'http://127.0.0.1:PORT/sim/firehose?total=200000&symbols=XBTUSDTM'
+    curl -X POST 'http://127.0.0.1:PORT/sim/firehose?total=200000&symbols=XBTUSDTM&topic=level2'
 """
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import orjson
 from .appkeys import SIM
 from aiohttp import web
 
-from .firehose import run_firehose
+from .errors import SimError
+from .firehose import TOPICS, run_firehose
 
 
 def _ok(data: object) -> web.Response:
     return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+
+def _bad(msg: str) -> web.Response:
+    return web.Response(status=400, body=orjson.dumps({"error": msg}), content_type="application/json")
 
 
 async def state(request: web.Request) -> web.Response:
@@ -35,7 +41,14 @@ async def firehose(request: web.Request) -> web.Response:
     q = request.query
     symbols = q.get("symbols", "XBTUSDTM").split(",")
     rate = float(q["rate"]) if "rate" in q else None
-    result = await run_firehose(sim.hub, symbols, int(q.get("total", "100000")), rate)
+    topic = q.get("topic", "tickerV2")
+    if topic not in TOPICS:
+        return _bad(f"topic must be one of {', '.join(TOPICS)}")
+    try:
+        result = await run_firehose(sim.hub, symbols, int(q.get("total", "100000")), rate,
+                                    topic=topic, market=sim.exchange.market)
+    except SimError as exc:  # an unknown symbol for the level2 topic
+        return _bad(exc.msg)
     return _ok({"sent": result.sent, "elapsedS": result.elapsed_s, "msgsPerS": result.msgs_per_s})
 
 

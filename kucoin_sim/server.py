@@ -339,8 +339,10 @@ class Simulator:
         """Freeze (or resume) the simulated market: no ticks, no market pushes."""
         self.call(setattr, self, "_market_paused", paused)
 
-    def firehose(self, total: int, *, symbols: list[str] | None = None,
-                 rate_per_s: float | None = None, timeout_s: float = 120.0) -> FirehoseResult:
-        """Push `total` tickerV2 frames to the subscribers of `symbols` (default XBTUSDTM)."""
-        coro = run_firehose(self.hub, symbols or ["XBTUSDTM"], total, rate_per_s)
+    def firehose(self, total: int, *, symbols: list[str] | None = None, rate_per_s: float | None = None,
+                 topic: str = "tickerV2", timeout_s: float = 120.0) -> FirehoseResult:
+        """Push `total` frames of `topic` ("tickerV2" or "level2") to the subscribers of `symbols`
+        (default XBTUSDTM); level-2 frames are changes of the simulator's own books."""
+        coro = run_firehose(self.hub, symbols or ["XBTUSDTM"], total, rate_per_s, topic=topic,
+                            market=self.exchange.market)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
