@@ -83,7 +83,8 @@ def test_public_rest_maps_a_rate_limit(sim: Simulator) -> None:
     assert (caught.value.code, caught.value.http_status) == ("429000", 429)
 
 
-def test_public_rest_close_aborts_a_request_in_flight(sim: Simulator) -> None:
+@pytest.mark.parametrize("callers", [1, 2])
+def test_public_rest_close_aborts_the_requests_in_flight(sim: Simulator, callers: int) -> None:
     rest = PublicRest(sim.url, timeout_s=30.0)
     errors: list[BaseException] = []
 
@@ -94,41 +95,27 @@ def test_public_rest_close_aborts_a_request_in_flight(sim: Simulator) -> None:
             errors.append(exc)
 
     with sim.delay_rest(20.0, "POST", "/api/v1/bullet-public"):
-        caller = threading.Thread(target=call)
-        caller.start()
-        wait_until(lambda: sim.request_count("POST", "/api/v1/bullet-public") == 1, what="request in flight")
+        threads = [threading.Thread(target=call) for _ in range(callers)]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: sim.request_count("POST", "/api/v1/bullet-public") == callers, what="requests in flight")
         started = time.monotonic()
         rest.close()
-        caller.join(TIMEOUT_S)
-    assert (caller.is_alive(), len(errors), time.monotonic() - started < 1.0) == (False, 1, True)
+        for thread in threads:
+            thread.join(TIMEOUT_S)
+    assert ([t.is_alive() for t in threads], len(errors), time.monotonic() - started < 1.0) == (
+        [False] * callers, callers, True)
     with pytest.raises(TransportError):
         rest.get("/api/v1/timestamp", {})
 
 
-def test_public_rest_serves_threads_at_once_and_close_aborts_them_all(sim: Simulator) -> None:
-    rest = PublicRest(sim.url, timeout_s=30.0)
+def test_public_rest_serves_threads_at_once_on_their_own_connections(sim: Simulator) -> None:
+    rest = PublicRest(sim.url, timeout_s=TIMEOUT_S)
     ids = ["XBTUSDTM", "ETHUSDTM", "SOLUSDTM", "XRPUSDTM"] * 5
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         books = list(pool.map(lambda i: fetch_order_book(rest.get, i, received_at=0.0), ids))
+    rest.close()
     assert [b.symbol.split("/")[0] for b in books] == [{"XBT": "BTC"}.get(i[:3], i[:-5]) for i in ids]
-    errors: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            rest.post("/api/v1/bullet-public")
-        except TransportError as exc:
-            errors.append(exc)
-
-    with sim.delay_rest(20.0, "POST", "/api/v1/bullet-public"):
-        callers = [threading.Thread(target=call) for _ in range(2)]
-        for caller in callers:
-            caller.start()
-        wait_until(lambda: sim.request_count("POST", "/api/v1/bullet-public") == 2, what="two requests in flight")
-        started = time.monotonic()
-        rest.close()
-        for caller in callers:
-            caller.join(TIMEOUT_S)
-    assert ([c.is_alive() for c in callers], len(errors), time.monotonic() - started < 1.0) == ([False, False], 2, True)
 
 
 def test_public_rest_rejects_a_bad_url():
