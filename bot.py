@@ -88,12 +88,10 @@ def pick_universe(client: KuCoinClient, settings: Settings) -> list[str]:
 
 
 def backfill(client: KuCoinClient, universe: list[str], timeframe: str) -> None:
-    """Subscribe every symbol, then read its history once, with a progress bar on stderr."""
-    ws = client.websocket
-    if ws is not None:
-        for symbol in universe:
-            ws.subscribe_ticker(symbol)
-            ws.subscribe_candles(symbol, timeframe)
+    """Subscribe every symbol at once (one wait for all), then read its history once, with a
+    progress bar on stderr. A symbol whose data did not arrive in time is read from REST."""
+    prefetched = client.prefetch(universe, timeframes=(timeframe,))
+    log.info("market data: %d of %d symbols in the WebSocket cache", len(prefetched.ready), len(universe))
     for i, symbol in enumerate(universe, 1):
         client.get_ohlcv(symbol, timeframe, limit=300)
         done = int(30 * i / len(universe))

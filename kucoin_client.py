@@ -10,7 +10,8 @@
 Market data (`get_ticker`, `get_ohlcv`, `get_order_book`) is served from the WebSocket cache when
 it is fresh — ticker and book within 10 s, candles when the newest one was refreshed within half
 a candle — and otherwise from REST, transparently; the result's `source` says which. The first
-read of a symbol subscribes and waits up to 500 ms for WebSocket data before falling back.
+read of a symbol subscribes and waits up to 500 ms for WebSocket data before falling back;
+`prefetch(symbols)` subscribes a whole universe at once and waits once instead.
 Orders and account calls go over REST through ccxt on a priority scheduler (CRITICAL orders,
 HIGH account, NORMAL market data, LOW history) within KuCoin's rate limits; an order is never
 sent twice and an ambiguous outcome is resolved by looking the order up (kucoin_orders.py).
@@ -23,12 +24,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from api_priority import Priority
 from kucoin_errors import ClientClosed, InvalidArgument
+from kucoin_health import DegradedLog, health_report
 from kucoin_orders import OrderManager
+from kucoin_prefetch import PrefetchResult, plan_prefetch, run_prefetch
 from kucoin_protocol import (
     Ticker,
     parse_bullet,
@@ -39,11 +42,17 @@ from kucoin_protocol import (
 )
 from kucoin_rest import RestGateway, build_exchange
 from kucoin_restfeed import fetch_klines
-from kucoin_unified import OHLCV, candles_to_ccxt, order_book_to_ccxt, ticker_to_ccxt
+from kucoin_unified import (
+    OHLCV,
+    OhlcvMemo,
+    candles_to_ccxt,
+    order_book_to_ccxt,
+    ticker_to_ccxt,
+)
 from kucoin_websocket import KuCoinWebSocket
 from kucoin_websocket import State as WsState
 
-__all__ = ["OHLCV", "KuCoinClient"]
+__all__ = ["OHLCV", "KuCoinClient", "PrefetchResult"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,7 @@ DEFAULT_FUTURES_URL = "https://api-futures.kucoin.com"
 TICKER_MAX_AGE_S = 10.0  # a cached ticker older than this is not served
 BOOK_MAX_AGE_S = 10.0
 FIRST_READ_WAIT_S = 0.5  # the first read of a symbol waits this long for WebSocket data
+PREFETCH_TIMEOUT_S = 5.0  # prefetch's one wait for a universe's first data (connect, acks, history)
 MAX_OHLCV_LIMIT = 500  # candles kept per symbol and timeframe
 PATH_TICKER = "/api/v1/ticker"
 PATH_BOOK = "/api/v1/level2/snapshot"
@@ -125,7 +135,8 @@ class KuCoinClient:
         self._ticker_dicts: dict[str, tuple[Ticker, dict[str, Any]]] = {}
         self._counts_lock = threading.Lock()  # never held with _lock; never blocks behind start()
         self._counts = {"websocket": 0, "rest": 0}
-        self._degraded: set[tuple[str, ...]] = set()  # keys now served from REST (WARNING once)
+        self._degraded = DegradedLog()  # series served from REST now (truthy if any)
+        self._ohlcv_memo = OhlcvMemo()  # converted rows of unchanged candle series
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "started" if self._started else "new"
@@ -205,7 +216,7 @@ class KuCoinClient:
                 ticker = ws.get_ticker(symbol, max_age_s=self._ticker_max_age_s)
             if ticker is not None:
                 return self._ticker_from_cache(ticker)
-            self._fell_back(("ticker", symbol))
+            self._degraded.fell_back(("ticker", symbol))
         payload = self._rest_get(PATH_TICKER, {"symbol": to_kucoin_id(symbol)})
         self._count("rest")
         return ticker_to_ccxt(parse_rest_ticker(payload, received_at=self._clock()))
@@ -219,20 +230,23 @@ class KuCoinClient:
         step_s = timeframe_seconds(timeframe)  # InvalidArgument for an unknown timeframe
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OHLCV_LIMIT:
             raise InvalidArgument(f"limit must be an int from 1 to {MAX_OHLCV_LIMIT}, got {limit!r}")
-        self._check_symbol(symbol)
-        if self._ws is not None:
-            key = ("candles", symbol, timeframe)
-            first = self._subscribe(key, self._ws.subscribe_candles, symbol, timeframe)
+        ws = self._ws
+        key = ("candles", symbol, timeframe)
+        # A subscribed series was validated when it was subscribed: skip the market check.
+        if ws is None or self._closed or not isinstance(symbol, str) or key not in self._subscribed:
+            self._check_symbol(symbol)
+        if ws is not None:
             max_age_s = step_s / 2
-            if first:
-                candles = self._ws.wait_for_candles(symbol, timeframe, timeout_s=self._first_read_wait_s,
-                                                    max_age_s=max_age_s)
+            if key not in self._subscribed and self._subscribe(key, ws.subscribe_candles, symbol, timeframe):
+                candles = ws.wait_for_candles(symbol, timeframe, timeout_s=self._first_read_wait_s,
+                                              max_age_s=max_age_s)
             else:
-                candles = self._ws.get_candles(symbol, timeframe, max_age_s=max_age_s)
+                candles = ws.get_candles(symbol, timeframe, max_age_s=max_age_s)
             if candles and len(candles) >= limit:
-                self._recovered(key)
-                return self._served_rows(candles_to_ccxt(candles, limit), "websocket")
-            self._fell_back(key)
+                if self._degraded:
+                    self._degraded.recovered(key)
+                return self._served_rows(self._ohlcv_memo.rows(key, candles, limit), "websocket")
+            self._degraded.fell_back(key)
         # Windows of under 200 periods (kucoin_restfeed.fetch_klines): KuCoin's docs give 200 or
         # 500 rows a call (protocol notes section 7.1) and do not say which end a longer range
         # loses, so one call for `limit` > 200 could miss the newest candles.
@@ -254,13 +268,45 @@ class KuCoinClient:
             else:
                 book = self._ws.get_order_book(symbol, max_age_s=self._book_max_age_s)
             if book is not None:
-                self._recovered(key)
+                self._degraded.recovered(key)
                 self._count("websocket")
                 return order_book_to_ccxt(book, limit)
-            self._fell_back(key)
+            self._degraded.fell_back(key)
         payload = self._rest_get(PATH_BOOK, {"symbol": to_kucoin_id(symbol)})
         self._count("rest")
         return order_book_to_ccxt(parse_rest_order_book(payload, received_at=self._clock()), limit)
+
+    def prefetch(self, symbols: Iterable[str], *, timeframes: Iterable[str] = ("1m",), tickers: bool = True,
+                 order_books: bool = False, timeout_s: float = PREFETCH_TIMEOUT_S) -> PrefetchResult:
+        """Subscribe the market data of many symbols at once, then wait once for it to arrive.
+
+        One wait of at most `timeout_s` replaces a wait of up to FIRST_READ_WAIT_S per first
+        read; no later read of these series waits. Late data is no error: its symbols are the
+        result's `missing` (every symbol without the WebSocket), read from REST until it arrives.
+
+        Returns:
+            PrefetchResult(ready=(...), missing=(...)), symbols in the order given; ready: its
+            ticker (if `tickers`), candles of every timeframe and book (if `order_books`) arrived.
+
+        Raises:
+            InvalidArgument: an unknown symbol or timeframe, a bad timeout (before any subscribe).
+        """
+        unique, keys = plan_prefetch(symbols, timeframes, tickers=tickers, order_books=order_books,
+                                     timeout_s=timeout_s)
+        self._ensure_started()
+        for symbol in unique:
+            self._check_symbol(symbol)
+        ws = self._ws
+        if ws is None:
+            return PrefetchResult(ready=(), missing=unique)
+        with self._lock:
+            new = [key for key in keys if key not in self._subscribed]
+            self._subscribed.update(new)
+        self._live_tickers.update(key[1] for key in keys if key[0] == "ticker")
+        result = run_prefetch(ws, unique, keys, subscribe=new, timeout_s=timeout_s,
+                              ticker_max_age_s=self._ticker_max_age_s, book_max_age_s=self._book_max_age_s)
+        log.info("prefetched %d symbols: %d ready, %d missing", len(unique), len(result.ready), len(result.missing))
+        return result
 
     # -- orders and account (CRITICAL / HIGH on the scheduler) ---------------------------------
     def create_market_order(self, symbol: str, side: str, amount: int, *, leverage: int | None = None,
@@ -317,23 +363,11 @@ class KuCoinClient:
         Returns a plain dict: ``started``, ``closed``, ``source_counts``, ``rate_limit`` (pool ->
         limit, remaining, reset_in_s), ``queue_depths`` (priority name -> queued calls),
         ``in_flight``, and ``websocket``: ``enabled`` and, when enabled, ``state``, ``healthy``,
-        ``connections``, ``reconnects``, ``messages``, ``malformed``, ``resyncs`` and
+        ``connections``, ``reconnects``, ``connect_failures``, ``messages``, ``malformed``, ``resyncs`` and
         ``data_ages_s`` (topic -> seconds since its newest message, None before the first).
         """
-        report: dict[str, Any] = {"started": self._started, "closed": self._closed,
-                                  "source_counts": self.source_counts}
-        report.update(self._gateway.health())  # no I/O: the executor's own counters
-        if self._ws is None:
-            report["websocket"] = {"enabled": False}
-            return report
-        stats = self._ws.stats()
-        report["websocket"] = {
-            "enabled": True, "state": stats.state.name, "healthy": self._ws.is_healthy(),
-            "connections": stats.connections, "reconnects": stats.reconnects,
-            "messages": stats.messages, "malformed": stats.malformed, "resyncs": dict(stats.resyncs),
-            "data_ages_s": {topic: topic_stats.age_s for topic, topic_stats in stats.topics.items()},
-        }
-        return report
+        return health_report(started=self._started, closed=self._closed, source_counts=self.source_counts,
+                             gateway=self._gateway, ws=self._ws)
 
     # -- internals -----------------------------------------------------------------------------
     def _ensure_started(self) -> None:
@@ -366,23 +400,9 @@ class KuCoinClient:
                                       lambda ex: ex.futuresPublicPostBulletPublic())
         return parse_bullet(envelope)
 
-    def _fell_back(self, key: tuple[str, ...]) -> None:
-        # Degraded service is a WARNING once per series (a bot polling 30 symbols a second must
-        # not log 30 lines a second while the WebSocket is down), DEBUG after that.
-        if key in self._degraded:
-            log.debug("%s: no fresh WebSocket data; REST", " ".join(key))
-            return
-        self._degraded.add(key)
-        log.warning("%s: no fresh WebSocket data; served from REST until it returns", " ".join(key))
-
-    def _recovered(self, key: tuple[str, ...]) -> None:
-        if self._degraded and key in self._degraded:
-            self._degraded.discard(key)
-            log.info("%s: served from the WebSocket cache again", " ".join(key))
-
     def _ticker_from_cache(self, ticker: Ticker) -> dict[str, Any]:
         if self._degraded:
-            self._recovered(("ticker", ticker.symbol))
+            self._degraded.recovered(("ticker", ticker.symbol))
         converted = self._ticker_dicts.get(ticker.symbol)
         if converted is None or converted[0] is not ticker:
             converted = (ticker, ticker_to_ccxt(ticker))
@@ -397,6 +417,6 @@ class KuCoinClient:
         with self._counts_lock:
             self._counts[source] += 1
 
-    def _served_rows(self, rows: list[list[float]], source: str) -> OHLCV:
+    def _served_rows(self, rows: Iterable[list[float]], source: str) -> OHLCV:
         self._count(source)
         return OHLCV(rows, source)

@@ -6,7 +6,7 @@ path served the value ("websocket" or "rest").
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ class OHLCV(list):
 
     __slots__ = ("source",)
 
-    def __init__(self, rows: list[list[float]], source: str) -> None:
+    def __init__(self, rows: Iterable[list[float]], source: str) -> None:
         super().__init__(rows)
         self.source = source
 
@@ -76,6 +76,37 @@ def candles_to_ccxt(candles: Sequence[Candle], limit: int | None) -> list[list[f
     if isinstance(rows, CandleSeries):  # the WebSocket cache: read its columns, no Candle objects
         return rows.ohlcv()
     return [[c.ts_ms, c.open, c.high, c.low, c.close, c.volume] for c in rows]
+
+
+def candle_tuples(candles: Sequence[Candle], limit: int) -> tuple[tuple[float, ...], ...]:
+    """Return the newest `limit` candles as tuples (ts_ms, open, high, low, close, volume)."""
+    if isinstance(candles, CandleSeries):  # read-only views of its columns: slicing copies nothing
+        columns = (candles.ts_ms, candles.opens, candles.highs, candles.lows, candles.closes, candles.volumes)
+        return tuple(zip(*(column[-limit:] for column in columns)))
+    return tuple((c.ts_ms, c.open, c.high, c.low, c.close, c.volume) for c in candles[-limit:])
+
+
+class OhlcvMemo:
+    """ccxt rows of the series last read per key, built once per series, copied per read.
+
+    A cached ``CandleSeries`` is immutable and the WebSocket cache stores a new one on every
+    change (a push, a REST merge, even a touch), so the series object is its own version: while
+    the cache hands out the same object, rows built from it are still right. The memo holds a
+    reference to that object, so its identity cannot pass to another. Rows are kept as tuples
+    (the garbage collector stops tracking a tuple of numbers) and every read gets new lists, so
+    a caller may change what it gets. No lock: a race between readers only builds rows twice.
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[Any, tuple[Sequence[Candle], tuple[tuple[float, ...], ...]]] = {}
+
+    def rows(self, key: Any, candles: Sequence[Candle], limit: int) -> Iterator[list[float]]:
+        """Return the newest `limit` rows of `candles` as new lists (an iterator to consume once)."""
+        memo = self._memo.get(key)
+        if memo is None or memo[0] is not candles or len(memo[1]) < min(limit, len(candles)):
+            memo = (candles, candle_tuples(candles, limit))
+            self._memo[key] = memo
+        return map(list, memo[1][-limit:])
 
 
 def order_book_to_ccxt(book: OrderBook, limit: int | None) -> dict[str, Any]:
