@@ -158,7 +158,12 @@ class TickerCache(_Cache[str, Ticker]):
 
     def get(self, symbol: str, *, max_age_s: float) -> Ticker | None:
         """Return the ticker of ``symbol`` if received within ``max_age_s``, else None."""
-        return self._get(symbol, max_age_s)
+        # No lock: a Ticker is immutable and a store replaces it with one dict assignment,
+        # which a dict lookup sees whole (old or new) in CPython; every ticker is visible.
+        value = self._data.get(symbol)
+        if value is None or self._clock() - value.received_at > max_age_s:
+            return None
+        return value
 
     def wait(self, symbol: str, *, timeout_s: float, max_age_s: float = float("inf")) -> Ticker | None:
         """Return a ticker no older than ``max_age_s``, waiting up to ``timeout_s`` for one."""

@@ -29,7 +29,7 @@ from typing import Any
 
 from api_priority import Priority
 from kucoin_errors import ClientClosed, InvalidArgument
-from kucoin_health import DegradedLog, health_report
+from kucoin_health import DegradedLog, SourceCounts, health_report
 from kucoin_orders import OrderManager
 from kucoin_prefetch import PrefetchResult, plan_prefetch, run_prefetch
 from kucoin_protocol import (
@@ -133,9 +133,9 @@ class KuCoinClient:
         # symbol -> (the cached Ticker last converted, its ccxt dict): a cache hit on an unchanged
         # ticker costs a dict copy instead of a conversion. Races only convert twice.
         self._ticker_dicts: dict[str, tuple[Ticker, dict[str, Any]]] = {}
-        self._counts_lock = threading.Lock()  # never held with _lock; never blocks behind start()
-        self._counts = {"websocket": 0, "rest": 0}
-        self._degraded = DegradedLog()  # series served from REST now (truthy if any)
+        self._counts = SourceCounts()
+        self._degraded = DegradedLog()
+        self._degraded_keys = self._degraded.keys  # series served from REST now (hot-path test)
         self._ohlcv_memo = OhlcvMemo()  # converted rows of unchanged candle series
 
     def __repr__(self) -> str:
@@ -153,8 +153,7 @@ class KuCoinClient:
     @property
     def source_counts(self) -> dict[str, int]:
         """Market-data reads served so far, by source: {"websocket": n, "rest": m} (a copy)."""
-        with self._counts_lock:
-            return dict(self._counts)
+        return self._counts.snapshot()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> KuCoinClient:
@@ -243,7 +242,7 @@ class KuCoinClient:
             else:
                 candles = ws.get_candles(symbol, timeframe, max_age_s=max_age_s)
             if candles and len(candles) >= limit:
-                if self._degraded:
+                if self._degraded_keys:
                     self._degraded.recovered(key)
                 return self._served_rows(self._ohlcv_memo.rows(key, candles, limit), "websocket")
             self._degraded.fell_back(key)
@@ -401,21 +400,19 @@ class KuCoinClient:
         return parse_bullet(envelope)
 
     def _ticker_from_cache(self, ticker: Ticker) -> dict[str, Any]:
-        if self._degraded:
+        if self._degraded_keys:
             self._degraded.recovered(("ticker", ticker.symbol))
         converted = self._ticker_dicts.get(ticker.symbol)
         if converted is None or converted[0] is not ticker:
             converted = (ticker, ticker_to_ccxt(ticker))
             self._ticker_dicts[ticker.symbol] = converted
-        with self._counts_lock:
-            self._counts["websocket"] += 1
+        self._counts.add_websocket()
         result = converted[1].copy()  # the caller owns its dict, and a fresh "info" in it
         result["info"] = {}
         return result
 
     def _count(self, source: str) -> None:
-        with self._counts_lock:
-            self._counts[source] += 1
+        self._counts.add(source)
 
     def _served_rows(self, rows: Iterable[list[float]], source: str) -> OHLCV:
         self._count(source)
