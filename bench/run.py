@@ -84,7 +84,7 @@ DEFAULT = Plan(read_runs=3, reads=20_000, rest_calls=100, watch_runs=1, watch_s=
                order_runs=2, reconnect_runs=3)
 FULL = Plan(read_runs=5, reads=100_000, rest_calls=1_000, watch_runs=3, watch_s=10.0, ingest_runs=5,
             ingest_frames=100_000, latency_runs=5, latency_frames=10_000, scan_runs=10, pro_scan_runs=5,
-            order_runs=10, reconnect_runs=9)
+            order_runs=10, reconnect_runs=5)
 WATCH_GRACE_S = 0.5
 
 
@@ -121,6 +121,7 @@ def ticker_rows(base: str, markets: Any, symbols: list[str], plan: Plan, details
 
 # -- scan, order, reconnect (market live) ---------------------------------------------------------------
 def scan_rows(base: str, markets: Any, symbols: list[str], plan: Plan, details: dict) -> list[Row]:
+    scan.warm_simulator(base, symbols)
     got = {
         "ours": attempt("scan, ours WebSocket", lambda: scan.ours_scan(base, symbols, plan.scan_runs, websocket=True)),
         "other": attempt("scan, ours REST only", lambda: scan.ours_scan(base, symbols, plan.scan_runs, websocket=False)),
