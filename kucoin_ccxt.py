@@ -163,6 +163,10 @@ class ResponseTap:
         """Forget this thread's last response (call before each ccxt call)."""
         self._local.response = None
 
+    def record(self, http_status: int, headers: Mapping[str, str], body: bytes) -> None:
+        """Remember a response received outside ccxt on this thread (the lean public GETs)."""
+        self._local.response = parse_http_response(http_status, headers, body.decode("utf-8", "replace"))
+
     def last(self) -> HttpResponse | None:
         """Return this thread's last response since ``reset()``, if any."""
         return getattr(self._local, "response", None)

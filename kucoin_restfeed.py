@@ -68,11 +68,13 @@ class PublicRest:
     """Stdlib HTTP client for KuCoin's public REST endpoints (keep-alive connections).
 
     Thread-safe: each call borrows an idle connection (or opens one) and gives it back, so the
-    worker's threads never share a socket. ``close()`` may be called from any thread and aborts
+    worker's threads never share a socket. ``on_response(status, headers, body)`` (optional) sees
+    every response before it is decoded (the REST gateway reads its rate-limit headers). ``close()`` may be called from any thread and aborts
     the requests in flight by shutting their sockets down.
     """
 
-    def __init__(self, base_url: str, *, timeout_s: float = DEFAULT_REST_TIMEOUT_S) -> None:
+    def __init__(self, base_url: str, *, timeout_s: float = DEFAULT_REST_TIMEOUT_S,
+                 on_response: Callable[[int, Mapping[str, str], bytes], object] | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"rest_url must be an http(s) URL, not {base_url!r}")
@@ -81,6 +83,7 @@ class PublicRest:
         self._port = parts.port
         self._prefix = parts.path.rstrip("/")
         self._timeout_s = timeout_s
+        self._on_response = on_response  # (status, headers, body) of every response, on the caller's thread
         self._lock = threading.Lock()  # guards the connection lists only, never held for I/O
         self._idle: list[http.client.HTTPConnection] = []
         self._busy: set[http.client.HTTPConnection] = set()
@@ -140,7 +143,9 @@ class PublicRest:
             self._give_back(conn, reusable=False)
             raise TransportError(f"{method} {target.partition('?')[0]}: {exc!r}") from exc
         self._give_back(conn, reusable=not response.will_close)
-        return _decode(status, body, response.getheader("Retry-After"))
+        if self._on_response is not None:
+            self._on_response(status, dict(response.getheaders()), body)
+        return _decode(status, body, _retry_after_s(response))
 
 
 def _abort(conn: http.client.HTTPConnection) -> None:
@@ -153,7 +158,16 @@ def _abort(conn: http.client.HTTPConnection) -> None:
     conn.close()
 
 
-def _decode(status: int, body: bytes, retry_after: str | None) -> Any:
+def _retry_after_s(response: http.client.HTTPResponse) -> float | None:
+    # Retry-After (s) if given, else KuCoin's gw-ratelimit-reset (ms until the window resets).
+    retry_after = _seconds(response.getheader("Retry-After"))
+    if retry_after is None:
+        reset_ms = _seconds(response.getheader("gw-ratelimit-reset"))
+        retry_after = reset_ms / 1000 if reset_ms is not None else None
+    return retry_after
+
+
+def _decode(status: int, body: bytes, retry_after_s: float | None) -> Any:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -165,11 +179,11 @@ def _decode(status: int, body: bytes, retry_after: str | None) -> Any:
     code = payload.get("code") if isinstance(payload, dict) else None
     if isinstance(code, str) and code:
         error = error_for_code(code, str(payload.get("msg", "")), http_status=status)
-        if isinstance(error, RateLimited) and error.retry_after_s is None and retry_after:
-            error.retry_after_s = _seconds(retry_after)
+        if isinstance(error, RateLimited) and error.retry_after_s is None:
+            error.retry_after_s = retry_after_s
         raise error
     if status == 429:
-        raise RateLimited(f"HTTP 429: {body[:200]!r}", retry_after_s=_seconds(retry_after), http_status=status)
+        raise RateLimited(f"HTTP 429: {body[:200]!r}", retry_after_s=retry_after_s, http_status=status)
     raise TransportError(f"HTTP {status}: {body[:200]!r}", http_status=status)
 
 

@@ -8,7 +8,10 @@ RestGateway (ccxt, PriorityExecutor, rate-limit feedback). Each run queues a sca
 contract (fetch_ticker + fetch_ohlcv per contract, NORMAL), waits until 8 of its calls have
 started (so that every worker is busy), then submits a market order, and
 records submit->start (the executor's on_start hook), submit->done, and the gap between the end
-of the scan call that freed a worker and the order's start. Modes, interleaved run by run:
+of the last scan call before the order's start and that start. The gateway keeps one of its
+workers for CRITICAL/HIGH calls (kucoin_rest.RESERVED_WORKERS), so a CRITICAL order does not wait
+for a scan call to end: its submit->start is the reserved worker's wake-up and its wait for the
+GIL, which the scan's workers hold while they parse. Modes, interleaved run by run:
 
     idle      the order alone (no scan): the floor
     priority  the order at CRITICAL behind the queued scan

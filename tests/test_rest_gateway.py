@@ -62,10 +62,14 @@ def test_build_exchange_talks_to_futures_url_only(sim):
     }
 
 
-def test_gateway_adopts_the_rate_limit_headers(sim):
+@pytest.mark.parametrize("read", ["ccxt", "lean"])
+def test_gateway_adopts_the_rate_limit_headers(sim, read):
     gateway = start_gateway(sim)
     try:
-        gateway.fetch_ticker(BTC)
+        if read == "ccxt":
+            gateway.fetch_ticker(BTC)
+        else:
+            gateway.rest_get("/api/v1/ticker", {"symbol": "XBTUSDTM"})
         budget = gateway.health()["rate_limit"]
     finally:
         gateway.close()
@@ -253,6 +257,13 @@ def _ticker(sim: Simulator, gateway: RestGateway) -> object:
     return gateway.fetch_ticker(BTC)
 
 
+def _snapshot(sim: Simulator, gateway: RestGateway) -> object:
+    return gateway.rest_get("/api/v1/level2/snapshot", {"symbol": "XBTUSDTM"})  # the lean GET path
+
+
+SNAPSHOT = ("GET", "/api/v1/level2/snapshot")
+
+
 def _market_buy(amount: int, client_oid: str) -> Act:
     return lambda sim, gateway: _raw_order(gateway, "market", "buy", amount, None,
                                            params={"clientOid": client_oid})
@@ -285,6 +296,12 @@ ERROR_CASES = [
               TransportError, {"code": "500000", "http_status": 503}),
     ErrorCase("read: connection reset", _lose_then("GET", "/api/v1/ticker", _ticker, "reset"),
               TransportError, {"code": None, "http_status": None}),
+    ErrorCase("lean GET: 429 with headers", _fail_then(*SNAPSHOT, _snapshot, status=429, rate_headers=True),
+              RateLimited, {"code": "429000", "http_status": 429}),
+    ErrorCase("lean GET: 5xx", _fail_then(*SNAPSHOT, _snapshot, **INTERNAL),
+              TransportError, {"code": "500000", "http_status": 503}),
+    ErrorCase("lean GET: connection reset", _lose_then(*SNAPSHOT, _snapshot, "reset"),
+              TransportError, {"code": None, "http_status": None}),
     ErrorCase("order: 5xx is no answer",
               _fail_then("POST", "/api/v1/orders", _market_buy(1, "x-5xx"), **INTERNAL),
               OrderOutcomeUnknown, {"client_oid": "x-5xx"}),
@@ -308,7 +325,7 @@ def test_errors_map_onto_our_tree(shared_sim, case):
         gateway.close()
     assert type(caught.value) is case.error
     assert {name: getattr(caught.value, name) for name in case.attrs} == case.attrs
-    if case.name == "429 with headers":
+    if case.name.endswith("429 with headers"):
         assert 25.0 < caught.value.retry_after_s <= 30.0
         assert budget["remaining"] == 0
 
