@@ -69,3 +69,17 @@ class StartLog:
 def open_fd_count() -> int:
     """Number of file descriptors this process has open (Linux /proc)."""
     return len(os.listdir("/proc/self/fd"))
+
+
+def approx_numbers(expected: dict[str, Any], **tolerance: Any) -> dict[str, Any]:
+    """``expected`` with its numbers wrapped in ``pytest.approx`` and everything else (strings,
+    booleans, None) left to compare exactly: a record compared for what it means, on every pytest
+    (9.2 refuses ``pytest.approx`` of a mapping that holds strings)."""
+    import pytest
+
+    def wrap(value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return pytest.approx(value, **tolerance)
+        return value
+
+    return {key: wrap(value) for key, value in expected.items()}

@@ -12,6 +12,7 @@ from kucoin_sim.contracts import default_contracts
 from kucoin_sim.events import PrivateEvent
 from kucoin_sim.positions import Position, apply_fill, liquidation_prices
 from kucoin_sim.amounts import average_entry
+from tests.helpers import approx_numbers
 from tests.sim.trading_market import T0, make_trading, order_body, private_events
 
 XBT = "XBTUSDTM"
@@ -77,7 +78,7 @@ def test_linear_position_after_adds_and_a_partial_close():
 
     cost = 8 * 0.001 * ENTRY
     upnl = 8 * 0.001 * 91_000 - cost
-    assert data == pytest.approx({
+    assert data == approx_numbers({
         "id": "500000000000000001", "symbol": XBT, "crossMode": False, "delevPercentage": 0.0,
         "openingTimestamp": T0, "currentTimestamp": T0 + 1, "currentQty": 8, "currentCost": cost,
         "currentComm": FEES, "unrealisedCost": cost, "realisedGrossCost": -GROSS,
@@ -153,12 +154,12 @@ def test_inverse_position_uses_coin_values():
 
     upnl = 7000 * (1 / INV_ENTRY - 1 / 95_000)
     assert {k: data[k] for k in ("currentQty", "posCost", "markValue", "unrealisedPnl", "posMargin",
-                                 "avgEntryPrice", "settleCurrency", "isInverse")} == pytest.approx({
+                                 "avgEntryPrice", "settleCurrency", "isInverse")} == approx_numbers({
         "currentQty": 7000, "posCost": -INV_VALUE, "markValue": -7000 / 95_000, "unrealisedPnl": upnl,
         "posMargin": INV_VALUE / 5, "avgEntryPrice": round(INV_ENTRY, 3), "settleCurrency": "XBT",
         "isInverse": True}, **APPROX)
     overview = trading.account_overview({}, T0)  # currency defaults to XBT
-    assert overview == pytest.approx({
+    assert overview == approx_numbers({
         "accountEquity": 1 - INV_VALUE * 0.0006 + upnl, "unrealisedPNL": upnl,
         "marginBalance": 1 - INV_VALUE * 0.0006, "positionMargin": INV_VALUE / 5, "orderMargin": 0.0,
         "frozenFunds": 0.0, "availableBalance": 1 - INV_VALUE * 0.0006 - INV_VALUE / 5,

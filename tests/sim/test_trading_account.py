@@ -5,6 +5,7 @@ import pytest
 
 from kucoin_sim.errors import SimError
 from kucoin_sim.trading import Trading
+from tests.helpers import approx_numbers
 from tests.sim.trading_market import T0, make_market, make_trading, order_body, private_events
 
 XBT = "XBTUSDTM"
@@ -41,7 +42,7 @@ def test_account_overview_adds_up():
     wallet = 100_000 - VALUE_12 * 0.0006
     upnl = 12 * 0.001 * (91_000 - ENTRY)
     available = wallet - VALUE_12 / 5 - 89.0
-    assert overview == pytest.approx({
+    assert overview == approx_numbers({
         "accountEquity": wallet + upnl, "unrealisedPNL": upnl, "marginBalance": wallet,
         "positionMargin": VALUE_12 / 5, "orderMargin": 89.0, "frozenFunds": 0.0,
         "availableBalance": available, "currency": "USDT", "riskRatio": 0.0,
@@ -156,7 +157,7 @@ def test_cross_orders_use_the_cross_leverage_and_cross_positions_omit_isolated_f
 
     assert trading.get_order({"orderId": ack["orderId"]}, T0)["leverage"] == "10"
     upnl = 12 * 0.001 * (91_000 - ENTRY)
-    assert data == pytest.approx({
+    assert data == approx_numbers({
         "id": "500000000000000001", "symbol": XBT, "crossMode": True, "delevPercentage": 0.0,
         "openingTimestamp": T0, "currentTimestamp": T0, "currentQty": 12, "currentCost": VALUE_12,
         "currentComm": VALUE_12 * 0.0006, "unrealisedCost": VALUE_12, "realisedGrossCost": 0.0,
