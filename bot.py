@@ -20,20 +20,27 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from config import ConfigError, Settings, load_settings
 from journal import Journal, summary
 from kucoin_client import KuCoinClient
-from kucoin_errors import AuthError, KuCoinError, TransportError
+from kucoin_errors import (
+    AuthError, ClientClosed, InvalidArgument, KuCoinError, ProtocolError, TransportError, exchange_busy,
+)
 from paper import PaperBroker, PaperContract
 from trader import Trader
 
 log = logging.getLogger("bot")
+T = TypeVar("T")
 
 SIM_SEED = 1
 SIM_VOL_SCALE = 3.0  # a livelier simulated market so the demo trades within seconds
 PAPER_BALANCE_USDT = 10_000.0
+START_RETRY_FIRST_S = 0.5  # start-up steps refused for a moment are retried after this ...
+START_RETRY_MAX_S = 30.0  # ... doubling up to this
+STOP_GRACE_S = 1.5  # after SIGINT/SIGTERM the loop gets this long before queued calls are dropped
 WS_ENABLED = "WebSocket API: ENABLED (Real-time market data)"
 WS_DISABLED = "WebSocket API: DISABLED (market data over REST polling)"
 
@@ -117,6 +124,52 @@ def make_broker(client: KuCoinClient, settings: Settings, journal: Journal, mode
     return broker
 
 
+class StartAborted(Exception):
+    """The run was stopped (SIGINT/SIGTERM) while a start-up step was still being retried."""
+
+
+def retry_transient(what: str, fn: Callable[[], T], stop: threading.Event, *,
+                    retry: Callable[[BaseException], bool]) -> T:
+    """Return fn(), retrying (with a doubling backoff, logged) the errors `retry` accepts, until
+    `stop` is set (StartAborted). Auth, configuration and argument errors always end the run."""
+    delay = START_RETRY_FIRST_S
+    while True:
+        try:
+            return fn()
+        except (AuthError, ConfigError, InvalidArgument, ClientClosed):
+            if stop.is_set():
+                raise StartAborted(what) from None
+            raise
+        except KuCoinError as exc:
+            if not retry(exc):
+                raise
+            log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
+        if stop.wait(delay):
+            raise StartAborted(what)
+        delay = min(delay * 2, START_RETRY_MAX_S)
+
+
+def _after_start_transient(exc: BaseException) -> bool:
+    # The exchange answered a moment ago: a timeout, a dropped connection, a 5xx or a rate limit
+    # now is a passing fault, not a reason to give up.
+    return isinstance(exc, (TransportError, ProtocolError)) or exchange_busy(exc)
+
+
+def close_on_stop(stop: threading.Event, finished: threading.Event, client: KuCoinClient) -> threading.Thread:
+    """After SIGINT/SIGTERM, give the run STOP_GRACE_S to end by itself, then close the client:
+    queued REST calls (a scan waiting out a rate-limit reset) fail with ClientClosed at once, so
+    the bot exits within seconds whatever is queued. Calls already sent finish normally."""
+    def watch() -> None:
+        stop.wait()
+        if not finished.wait(STOP_GRACE_S):
+            log.info("stopping: dropping queued exchange calls")
+            client.close()
+
+    thread = threading.Thread(target=watch, name="bot-stop", daemon=True)
+    thread.start()
+    return thread
+
+
 def print_summary(trader: Trader | None, journal: Journal | None, client: KuCoinClient | None,
                   since_ms: int, mode: str) -> None:
     if trader is None or journal is None or client is None:
@@ -158,8 +211,13 @@ def run(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> 
             log.info("mode: %s", mode)
         client = KuCoinClient.from_settings(settings)
         stack.callback(client.close)
+        finished = threading.Event()
+        stack.callback(finished.set)
+        close_on_stop(stop, finished, client)
         try:
-            client.start()
+            retry_transient("connecting", client.start, stop, retry=exchange_busy)
+        except StartAborted:
+            return 0
         except (TransportError, AuthError) as exc:
             what = "rejected our API key" if isinstance(exc, AuthError) else "is unreachable"
             print(f"error: KuCoin Futures at {settings.futures_url} {what}: {exc}. "
@@ -175,9 +233,16 @@ def run(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> 
         journal = stack.enter_context(Journal(settings.journal_path))
         broker = make_broker(client, settings, journal, mode)
         trader = Trader(client, broker, journal, settings, universe=universe)
-        backfill(client, universe, settings.timeframe)
-        trader.reconcile()
+        try:
+            retry_transient("backfill", lambda: backfill(client, universe, settings.timeframe), stop,
+                            retry=_after_start_transient)
+            retry_transient("reconciling the journal with the exchange", trader.reconcile, stop,
+                            retry=_after_start_transient)
+        except StartAborted:
+            log.info("stopped during start-up")
+            return 0
         trader.run(stop, duration_s=args.duration, once=args.once)
+        finished.set()
         log.info("stopping: no new entries; closing the WebSocket and flushing the journal")
         print_summary(trader, journal, client, started_ms, mode)
     return 0

@@ -46,6 +46,7 @@ __all__ = [
     "Fill",
     "Intent",
     "Journal",
+    "Protection",
     "ReconcileReport",
     "reconcile",
     "summary",
@@ -83,6 +84,10 @@ CREATE TABLE IF NOT EXISTS position_snapshots (
     contracts INTEGER NOT NULL, entry_price REAL, mark_price REAL, unrealised_pnl REAL);
 CREATE TABLE IF NOT EXISTS equity_snapshots (
     id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, equity REAL NOT NULL, free REAL);
+CREATE TABLE IF NOT EXISTS protections (
+    symbol TEXT PRIMARY KEY, client_oid TEXT, side TEXT NOT NULL CHECK (side IN ('long', 'short')),
+    stop_price REAL NOT NULL, take_profit_price REAL, trailing_distance REAL, watermark REAL,
+    trailing_active INTEGER NOT NULL, atr REAL, updated_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS paper_state (
     key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms INTEGER NOT NULL);
 """
@@ -90,6 +95,10 @@ _INTENT_COLUMNS = ("client_oid, symbol, side, amount, kind, reduce_only, contrac
                    "created_ms, updated_ms, status, order_id, error")
 _FILL_COLUMNS = ("fill_id, client_oid, order_id, symbol, side, amount, price, fee, fee_currency, "
                  "contract_size, ts_ms")
+_PROTECTION_COLUMNS = ("symbol, client_oid, side, stop_price, take_profit_price, trailing_distance, "
+                       "watermark, trailing_active, atr, updated_ms")
+_UPSERT_PROTECTION = (f"INSERT OR REPLACE INTO protections ({_PROTECTION_COLUMNS}) "
+                      f"VALUES ({', '.join('?' * 10)})")
 _UPSERT_FILL = f"INSERT OR REPLACE INTO fills ({_FILL_COLUMNS}) VALUES ({', '.join('?' * 11)})"
 
 
@@ -133,6 +142,24 @@ class Fill:
     fee_currency: str
     contract_size: float
     ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """The protective exits of one position, as journaled: the stop, take profit and trailing
+    state the running bot enforces, and the ATR they were set from (to re-anchor them on the fill).
+    `client_oid` is the entry intent that opened the position (None for an adopted position)."""
+
+    symbol: str
+    client_oid: str | None
+    side: str  # "long" | "short"
+    stop_price: float
+    take_profit_price: float | None
+    trailing_distance: float | None
+    watermark: float | None
+    trailing_active: bool
+    atr: float | None
+    updated_ms: int = 0
 
 
 class Journal:
@@ -179,8 +206,12 @@ class Journal:
 
     # -- intents --------------------------------------------------------------------------------
     def record_intent(self, client_oid: str, symbol: str, side: str, amount: int, *, kind: str,
-                      contract_size: float, reduce_only: bool = False, reason: str = "") -> Intent:
+                      contract_size: float, reduce_only: bool = False, reason: str = "",
+                      protection: Protection | None = None) -> Intent:
         """Commit a new intent (status pending) durably; send the order only after this returns.
+
+        An entry's `protection` (its planned exits) commits in the same transaction, so a position
+        the exchange opened for it is never without its stop after a crash.
 
         Raises:
             InvalidArgument: bad clientOid, side, amount or kind, or the clientOid already exists.
@@ -196,6 +227,8 @@ class Journal:
             with self._transaction() as conn:
                 conn.execute(f"INSERT INTO intents ({_INTENT_COLUMNS}) VALUES "
                              "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", astuple(intent))
+                if protection is not None:
+                    conn.execute(_UPSERT_PROTECTION, _protection_row(protection, now_ms))
         except sqlite3.IntegrityError as exc:
             raise InvalidArgument(f"clientOid {client_oid} is already journaled") from exc
         return intent
@@ -256,6 +289,25 @@ class Journal:
 
     def intents(self) -> list[Intent]:
         return self._intents_with(tuple(TRANSITIONS))
+
+    # -- protective exits -----------------------------------------------------------------------
+    def save_protection(self, protection: Protection) -> None:
+        """Insert or replace the exits of `protection.symbol` (one row a symbol)."""
+        with self._transaction() as conn:
+            conn.execute(_UPSERT_PROTECTION, _protection_row(protection, self._now_ms()))
+
+    def protection(self, symbol: str) -> Protection | None:
+        rows = self._query(f"SELECT {_PROTECTION_COLUMNS} FROM protections WHERE symbol = ?", (symbol,))
+        return _protection(rows[0]) if rows else None
+
+    def protections(self) -> list[Protection]:
+        rows = self._query(f"SELECT {_PROTECTION_COLUMNS} FROM protections ORDER BY symbol", ())
+        return [_protection(row) for row in rows]
+
+    def delete_protection(self, symbol: str) -> None:
+        """Forget the exits of a position that is flat."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM protections WHERE symbol = ?", (symbol,))
 
     # -- fills and snapshots --------------------------------------------------------------------
     def record_fill(self, fill: Fill) -> None:
@@ -378,6 +430,17 @@ def _connect(path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _protection_row(p: Protection, now_ms: int) -> tuple[Any, ...]:
+    if p.side not in ("long", "short"):
+        raise InvalidArgument(f"protection side must be 'long' or 'short', not {p.side!r}")
+    return (p.symbol, p.client_oid, p.side, float(p.stop_price), p.take_profit_price,
+            p.trailing_distance, p.watermark, int(bool(p.trailing_active)), p.atr, now_ms)
+
+
+def _protection(row: tuple[Any, ...]) -> Protection:
+    return Protection(*row[:7], bool(row[7]), *row[8:])
 
 
 def _intent(row: tuple[Any, ...]) -> Intent:

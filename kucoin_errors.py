@@ -36,6 +36,7 @@ __all__ = [
     "RateLimited",
     "TransportError",
     "error_for_code",
+    "exchange_busy",
 ]
 
 # -- KuCoin error codes (protocol notes section 3.4; classic futures docs "System Error Code") ----
@@ -166,6 +167,17 @@ class OrderOutcomeUnknown(KuCoinError):
     def __init__(self, message: str = "", *, client_oid: str | None = None) -> None:
         super().__init__(message)
         self.client_oid = client_oid
+
+
+def exchange_busy(exc: BaseException) -> bool:
+    """True when the exchange answered but said "not now": a rate limit, a 5xx or maintenance.
+
+    Such a refusal passes; a caller that may wait (start-up) retries it with a backoff, unlike
+    an unreachable host (no answer at all) or an auth or configuration error.
+    """
+    if isinstance(exc, RateLimited):
+        return True
+    return isinstance(exc, TransportError) and exc.http_status is not None and exc.http_status >= 500
 
 
 def error_for_code(code: str, message: str, *, http_status: int | None = None) -> KuCoinError:

@@ -1,0 +1,262 @@
+"""The trading loop's promises under injected faults and restarts (issue 12, defects 1-4):
+one entry per intent when a fill cannot be read back, protection restored after a restart,
+start-up that survives a passing 429/5xx, exits that never wait behind a scan, a prompt stop."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import bot
+from config import load_settings
+from journal import Journal
+from kucoin_client import KuCoinClient
+from kucoin_sim import Simulator
+from strategy import Action, ActionKind
+from tests.helpers import TIMEOUT_S, wait_until
+from trader import Trader
+
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
+BTC_ID = "XBTUSDTM"
+
+
+def always_long(candles, position, params) -> Action:
+    """Enter long with a 1 % stop on every flat symbol."""
+    price = candles[-1][4]
+    if position.side is not None:
+        return Action(ActionKind.HOLD, "holding")
+    return Action(ActionKind.ENTER_LONG, "test", price=price, atr=price * 0.005,
+                  stop_price=price * 0.99, take_profit_price=price * 1.02)
+
+
+def _settings(sim: Simulator, tmp_path: Path, **env: str):
+    values = {"STRATEGY": "tests.test_trader_faults:always_long", "SYMBOLS": BTC, **env}
+    settings = bot.simulated_settings(load_settings(values, dotenv_path=None), sim)
+    return dataclasses.replace(settings, journal_path=str(tmp_path / "j.sqlite3"))
+
+
+@pytest.fixture
+def env(tmp_path: Path):
+    with Simulator(seed=5, vol_scale=3.0) as sim:
+        settings = _settings(sim, tmp_path, SYMBOLS=f"{BTC},{ETH}", MAX_OPEN_POSITIONS="1")
+        with KuCoinClient.from_settings(settings) as client:
+            yield sim, settings, client
+
+
+def _trader(client, settings, universe=(BTC,)) -> Trader:
+    return Trader(client, client, Journal(settings.journal_path).open(), settings, universe=list(universe))
+
+
+def _orders(sim: Simulator, symbol_id: str = BTC_ID) -> list[dict]:
+    return [o for o in sim.orders() if o["symbol"] == symbol_id]
+
+
+def _position_qty(sim: Simulator, symbol_id: str = BTC_ID) -> int:
+    return sum(int(p["currentQty"]) for p in sim.positions() if p["symbol"] == symbol_id)
+
+
+def _fail_next_order_read(sim: Simulator, **kwargs) -> None:
+    """Fail the read-back of the next order the account places (the simulator's ids count up)."""
+    last = max((int(o["id"]) for o in sim.orders()), default=240_000_000_000_000_000)
+    sim.fail_next("GET", f"/api/v1/orders/{last + 1}", **kwargs)
+
+
+# -- defect 1: an accepted order whose fill cannot be read is a position --------------------------
+@pytest.mark.parametrize("fault", [dict(status=500, code="500000", rate_headers=False),
+                                   dict(status=429, rate_headers=False)], ids=["5xx", "429"])
+def test_failed_fill_read_back_never_enters_twice(env, fault) -> None:
+    sim, settings, client = env
+    trader = _trader(client, settings, universe=(BTC, ETH))
+    _fail_next_order_read(sim, **fault)
+    trader.scan()
+    trader.scan()  # before the fix: nothing held, nothing blocked, a second entry here
+    assert len(_orders(sim)) == 1
+    assert [o["symbol"] for o in sim.orders()] == [BTC_ID]  # MAX_OPEN_POSITIONS=1 counts it
+    held = trader.holdings[BTC]
+    assert held.contracts == _position_qty(sim) and not held.confirmed and held.exits is not None
+    assert trader.journal.intents()[0].status == "placed"
+    trader.resolve_orders()
+    assert trader.holdings[BTC].confirmed and trader.journal.intents()[0].status == "filled"
+    assert trader.journal.protection(BTC).stop_price == trader.holdings[BTC].exits.stop_price
+    trader.scan()
+    assert len(sim.orders()) == 1
+    trader.journal.close()
+
+
+def test_failed_exit_read_back_sends_no_second_exit(env) -> None:
+    sim, settings, client = env
+    trader = _trader(client, settings)
+    trader.scan()
+    holding = trader.holdings[BTC]
+    holding.exits = dataclasses.replace(holding.exits, stop_price=holding.entry_price * 10)  # now hit
+    _fail_next_order_read(sim, status=500, code="500000", rate_headers=False)
+    trader.monitor()
+    assert _position_qty(sim) == 0 and holding.exit_oid is not None
+    trader.monitor()
+    trader.monitor()  # before the fix: a reduce-only order on the flat position each time
+    assert len(_orders(sim)) == 2
+    trader.resolve_orders()
+    assert BTC not in trader.holdings and trader.journal.protection(BTC) is None
+    assert [i.status for i in trader.journal.intents()] == ["filled", "filled"]
+    trader.journal.close()
+
+
+def test_refused_exit_rereads_positions_instead_of_repeating(env) -> None:
+    sim, settings, client = env
+    trader = _trader(client, settings)
+    trader.scan()
+    client.close_position(BTC)  # closed behind the bot's back: its exit will be refused
+    holding = trader.holdings[BTC]
+    holding.exits = dataclasses.replace(holding.exits, stop_price=holding.entry_price * 10)
+    before = len(_orders(sim))
+    trader.protect()
+    trader.protect()
+    assert len(_orders(sim)) <= before + 1  # at most one refused reduce-only attempt
+    trader.sync_positions()
+    assert BTC not in trader.holdings
+    trader.journal.close()
+
+
+# -- defect 2: protection survives a restart --------------------------------------------------------
+def test_restart_restores_journaled_exits_and_enforces_them(env) -> None:
+    sim, settings, client = env
+    first = _trader(client, settings)
+    first.scan()
+    saved = first.holdings[BTC].exits
+    crossed = dataclasses.replace(saved, stop_price=first.holdings[BTC].entry_price * 10,
+                                  trailing_active=True, watermark=saved.watermark)
+    first.journal.save_protection(dataclasses.replace(first.journal.protection(BTC),
+                                                      stop_price=crossed.stop_price, trailing_active=True))
+    first.journal.close()  # the bot "dies"; the price went through its stop meanwhile
+
+    second = _trader(client, settings)
+    second.reconcile()
+    assert second.holdings[BTC].exits == crossed  # stop, take profit and trailing state restored
+    second.monitor()  # before the fix: adopted without exits, never closed
+    assert BTC not in second.holdings and _position_qty(sim) == 0
+    assert second.journal.intents()[-1].reason == "trailing_stop"
+    second.journal.close()
+
+
+def test_position_unknown_to_the_journal_gets_atr_exits(env, caplog) -> None:
+    sim, settings, client = env
+    client.create_market_order(BTC, "buy", 2, client_oid="manual-1")  # not the bot's
+    trader = _trader(client, settings)
+    with caplog.at_level(logging.WARNING, logger="trader"):
+        trader.reconcile()
+    holding = trader.holdings[BTC]
+    assert holding.exits is not None and holding.exits.stop_price < holding.entry_price
+    assert holding.exits.take_profit_price > holding.entry_price
+    assert trader.journal.protection(BTC).stop_price == holding.exits.stop_price
+    assert any("no journaled exits" in r.getMessage() for r in caplog.records)
+    trader.journal.close()
+
+
+# -- defect 4: exits never wait behind a scan -------------------------------------------------------
+def test_exits_are_checked_while_a_scan_is_stuck(env) -> None:
+    sim, settings, client = env
+    trader = _trader(client, settings)
+    trader.scan()
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(candles, position, params) -> Action:
+        entered.set()
+        release.wait(TIMEOUT_S * 4)  # a scan that takes very long (e.g. a rate-limit wait)
+        return Action(ActionKind.HOLD, "stuck")
+
+    trader.strategy = stuck
+    stop = threading.Event()
+    runner = threading.Thread(target=trader.run, args=(stop,))
+    runner.start()
+    try:
+        assert entered.wait(TIMEOUT_S)
+        holding = trader.holdings[BTC]
+        holding.exits = dataclasses.replace(holding.exits, stop_price=holding.entry_price * 10)
+        wait_until(lambda: _position_qty(sim) == 0, what="the stop's exit")
+    finally:
+        release.set()
+        stop.set()
+        runner.join(TIMEOUT_S)
+    assert BTC not in trader.holdings and not runner.is_alive()
+    trader.journal.close()
+
+
+# -- defects 3 and 4 through bot.run, live mode against the simulator ---------------------------
+def _args(**kw) -> argparse.Namespace:
+    return argparse.Namespace(**{"simulate": False, "duration": None, "once": False, "seed": 1, **kw})
+
+
+def _live_settings(sim: Simulator, tmp_path: Path):
+    return dataclasses.replace(_settings(sim, tmp_path), scan_interval_s=0.5)
+
+
+@pytest.mark.parametrize("fault", [dict(status=429, rate_headers=False),
+                                   dict(status=503, code="500000", rate_headers=False)],
+                         ids=["429", "5xx"])
+def test_a_passing_refusal_at_start_is_retried(tmp_path, caplog, fault) -> None:
+    with Simulator(seed=5, vol_scale=3.0) as sim:
+        sim.fail_next("GET", "/api/v1/positions", **fault)
+        sim.fail_next("GET", "/api/v1/contracts/active", **fault)
+        with caplog.at_level(logging.WARNING, logger="bot"):
+            code = bot.run(_args(once=True), _live_settings(sim, tmp_path), threading.Event())
+        assert code == 0  # before the fix: exit 1 on the first refusal
+        assert sim.request_count("GET", "/api/v1/positions") >= 2
+        assert len(sim.orders()) == 1  # and it traded
+    retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert any(m.startswith("connecting failed") for m in retries)
+    assert any(m.startswith("reconciling the journal") for m in retries)
+
+
+def test_stop_is_prompt_while_a_call_waits_for_a_rate_limit_reset(tmp_path, monkeypatch) -> None:
+    balance_calls: list[float] = []
+    called = threading.Condition()
+    real_get_balance = KuCoinClient.get_balance
+
+    def counted_get_balance(self, *args, **kwargs):
+        with called:
+            balance_calls.append(time.monotonic())
+            called.notify_all()
+        return real_get_balance(self, *args, **kwargs)
+
+    monkeypatch.setattr(KuCoinClient, "get_balance", counted_get_balance)
+    with Simulator(seed=5, vol_scale=3.0) as sim:
+        stop = threading.Event()
+        result: list[int] = []
+        runner = threading.Thread(target=lambda: result.append(
+            bot.run(_args(), _live_settings(sim, tmp_path), stop)))
+        runner.start()
+        try:
+            wait_until(lambda: len(sim.orders()) == 1, TIMEOUT_S * 4, what="the first entry")
+            # The next balance read is answered 429 with the futures pool reported exhausted for
+            # its 30 s window; the scan after it queues its balance read until the reset.
+            sim.fail_next("GET", "/api/v1/account-overview", status=429, rate_headers=True)
+            with called:
+                seen = len(balance_calls)
+                assert called.wait_for(lambda: len(balance_calls) >= seen + 2, TIMEOUT_S * 2)
+        finally:
+            started = time.monotonic()
+            stop.set()
+            runner.join(40)
+        took_s = time.monotonic() - started
+    assert result == [0] and took_s < 5.0, f"stopped in {took_s:.1f}s"
+
+
+def test_entry_whose_fill_is_unread_is_still_protected(env) -> None:
+    sim, settings, client = env
+    trader = _trader(client, settings)
+    _fail_next_order_read(sim, status=500, code="500000", rate_headers=False)
+    trader.scan()
+    holding = trader.holdings[BTC]
+    assert not holding.confirmed
+    holding.exits = dataclasses.replace(holding.exits, stop_price=holding.entry_price * 10)  # now hit
+    trader.monitor()
+    assert _position_qty(sim) == 0 and BTC not in trader.holdings
+    trader.resolve_orders()  # the entry's fill, read at last, does not bring the position back
+    assert BTC not in trader.holdings
+    assert [(i.kind, i.status) for i in trader.journal.intents()] == [("entry", "filled"), ("exit", "filled")]
+    trader.journal.close()
