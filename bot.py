@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, Settings, env_file_warning, load_settings
 from journal import Journal, summary
 from kucoin_client import KuCoinClient
 from kucoin_errors import (
@@ -186,7 +186,8 @@ def print_summary(trader: Trader | None, journal: Journal | None, client: KuCoin
         f"max drawdown: {s.max_drawdown:.4f} USDT ({s.max_drawdown_fraction:.2%})",
         f"market data: websocket {counts.get('websocket', 0)}, rest {counts.get('rest', 0)} "
         f"(websocket share {ws_share})",
-        f"orders rejected: {trader.stats.rejected}, outcome unknown: {trader.stats.unknown}",
+        f"orders rejected: {trader.stats.rejected}, outcome unknown: {trader.stats.unknown} "
+        f"(resolved by lookup: {trader.stats.resolved}); failed exchange calls: {trader.stats.scan_errors}",
     ]
     print("\n".join(lines), flush=True)
 
@@ -256,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    exposed = env_file_warning(args.env_file)
+    if exposed is not None:
+        log.warning("%s", exposed)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stop.set())

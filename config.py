@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -25,6 +27,7 @@ TIMEFRAMES = ("1m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "1w
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+PRIVATE_MODE_MASK = 0o077  # group and others: any bit set lets someone else read or change the secrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,3 +208,25 @@ def _check_credentials(values: dict[str, Any]) -> None:
                        if v not in given)
         raise ConfigError(f"{missing} must be set when any KuCoin credential is set "
                           "(key, secret and passphrase go together)", variable=missing)
+
+
+def env_file_warning(path: str) -> str | None:
+    """Return a one-line warning if the settings file at `path` is open to group or others, else None.
+
+    The file holds the API secret, so any permission bit for group or others (mode & 0o077)
+    is worth a warning; the warning names the file and the fix (``chmod 600 <path>``). A missing
+    or unreadable path, or a platform without POSIX modes (Windows), gives None: nothing to say.
+    """
+    if os.name != "posix":
+        return None
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):  # missing, a dangling link, no access, a NUL in the path
+        return None
+    mode = stat.S_IMODE(st.st_mode)
+    if not stat.S_ISREG(st.st_mode) or not mode & PRIVATE_MODE_MASK:
+        return None
+    # One line whatever the name: a name with a newline or another control character is shown as a repr.
+    shown, quoted = (path, shlex.quote(path)) if path.isprintable() else (repr(path), repr(path))
+    return (f"settings file {shown} is open to group/others (mode {mode:04o}) and may hold API secrets; "
+            f"fix: chmod 600 {quoted}")

@@ -4,10 +4,11 @@ Internal to ``kucoin_websocket``; not thread-safe (the WebSocket thread only), n
 passed in. Follows KuCoin's procedure (protocol notes section 11.1) through ``L2Book``: a book is
 attached to the connection whose level-2 subscribe was acknowledged, buffers that connection's
 deltas and asks its owner for a REST snapshot (``request_snapshot``); the owner fetches it off
-the thread and hands it to ``apply_snapshot``. A gap, a sequence regression after live deltas or
-a crossed book after a batch of deltas drops the book from the cache at once and asks for a new
-snapshot (a resync, counted per symbol). A changed book is published at most once per socket
-read (``end_of_batch``), then the ``on_order_book`` callback runs, outside every lock.
+the thread and hands it to ``apply_snapshot``. A gap, a malformed delta, a sequence regression
+after live deltas or a crossed book after a batch of deltas drops the book from the cache at once
+and asks for a new snapshot (a resync, counted per symbol). A changed book is published at most
+once per socket read (``end_of_batch``), then the ``on_order_book`` callback runs, outside every
+lock.
 """
 from __future__ import annotations
 
@@ -17,7 +18,16 @@ from typing import Any
 
 from kucoin_cache import OrderBookCache
 from kucoin_candles import slots_constructor
-from kucoin_protocol import TOPIC_LEVEL2, BookDelta, BookStatus, L2Book, OrderBook, Side, parse_level2
+from kucoin_protocol import (
+    TOPIC_LEVEL2,
+    BookDelta,
+    BookStatus,
+    L2Book,
+    OrderBook,
+    ProtocolError,
+    Side,
+    parse_level2,
+)
 
 __all__ = ["BookFeed", "fast_level2"]
 
@@ -25,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _LEVEL2_PREFIX = TOPIC_LEVEL2 + ":"
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+_INF = float("inf")
 _new_delta = slots_constructor(BookDelta)
 
 
@@ -39,10 +50,11 @@ def fast_level2(message: dict[str, Any], symbol: str) -> BookDelta:
         sequence = data["sequence"]
         ts_ms = data["timestamp"]
         price, side, size = data["change"].split(",")
-        if type(sequence) is not int or type(ts_ms) is not int:
+        # isdecimal: int() would also take "-5", "+5", " 5" and "5_0", which read_int refuses.
+        if type(sequence) is not int or type(ts_ms) is not int or not size.isdecimal():
             raise TypeError
         price_f = float(price)
-        if price_f - price_f:  # nan or inf
+        if not 0.0 < price_f < _INF:  # also false for nan
             raise ValueError
         return _new_delta(symbol, sequence, price_f, _SIDES[side], int(size), ts_ms)
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -131,14 +143,23 @@ class BookFeed:
 
     # -- pushes ---------------------------------------------------------------------------------
     def on_level2(self, message: dict[str, Any], now: float, source: object) -> None:
-        """Apply one level-2 push (``ProtocolError`` if malformed)."""
+        """Apply one level-2 push; a malformed one raises ``ProtocolError`` (and resyncs its book)."""
         topic = message.get("topic")
         if type(topic) is not str or not topic.startswith(_LEVEL2_PREFIX):
             return  # level2Depth5/50 share the subject; we never subscribe to them
         state = self._by_id.get(topic[len(_LEVEL2_PREFIX):])
         if state is None or state.source is not source:
             return  # not wanted, or a connection that does not feed this book (renewal overlap)
-        delta = fast_level2(message, state.symbol)
+        try:
+            delta = fast_level2(message, state.symbol)
+        except ProtocolError:
+            # The frame used up a sequence number all the same: whatever change it carried is
+            # lost, exactly as with a gap. (While unsynced, the hole it leaves in the buffer
+            # makes the snapshot's replay report the gap, as for a lost delta.)
+            if state.book.is_synced:
+                log.info("= %s malformed level2 delta: resync", state.symbol)
+                self._restart(state, resync=True)
+            raise
         status = state.book.apply(delta)
         if status is BookStatus.OK:
             state.live = True

@@ -1,5 +1,5 @@
-"""The seam to ccxt: what we keep of each HTTP response, log redaction, and ccxt's exceptions
-mapped onto our tree in one place.
+"""The seam to ccxt: what we keep of each HTTP response, log redaction, a KC-API-TIMESTAMP that
+never repeats, and ccxt's exceptions mapped onto our tree in one place.
 
 ``translate_ccxt_error`` is a pure function; ``map_ccxt_errors`` is the context manager that
 applies it (httpx's ``map_httpcore_exceptions``). First match wins; "order" means an operation
@@ -59,8 +59,8 @@ from kucoin_protocol import (
 
 __all__ = [
     "HttpResponse", "OrderNotFound", "OrderNotPlaced", "RateLimitHeaders", "RedactingLogger",
-    "ResponseTap", "map_ccxt_errors", "parse_http_response", "parse_rate_limit_headers", "redact",
-    "translate_ccxt_error",
+    "ResponseTap", "UniqueNonce", "map_ccxt_errors", "parse_http_response", "parse_rate_limit_headers",
+    "redact", "translate_ccxt_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,35 @@ class ResponseTap:
         tap = cls(current)
         exchange.on_rest_response = tap
         return tap
+
+
+class UniqueNonce:
+    """Stands in for ccxt's ``nonce()`` (KC-API-TIMESTAMP): ccxt's ms clock, but strictly
+    increasing per exchange object, so no two signed requests of one client share a timestamp.
+
+    ccxt's is ``milliseconds()``: two identical requests (the same GET from two worker threads)
+    in one millisecond would be byte-identical, with the same signature, and a server that
+    refuses a replayed signature (the simulator does) would refuse the second. Running ahead of
+    the clock by one ms a request in a burst stays far inside KuCoin's 5 s window.
+    """
+
+    def __init__(self, inner: Callable[[], float]) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._last_ms = 0
+
+    def __call__(self) -> int:
+        now_ms = int(self._inner())
+        with self._lock:
+            self._last_ms = max(now_ms, self._last_ms + 1)
+            return self._last_ms
+
+    @classmethod
+    def install(cls, exchange: Any) -> None:
+        """Wrap ``exchange.nonce`` (idempotent; an object without one is left alone)."""
+        current = getattr(exchange, "nonce", None)
+        if callable(current) and not isinstance(current, cls):
+            exchange.nonce = cls(current)
 
 
 # -- Redaction -------------------------------------------------------------------------------------

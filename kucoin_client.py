@@ -30,6 +30,7 @@ from typing import Any
 from api_priority import Priority
 from kucoin_errors import ClientClosed, InvalidArgument
 from kucoin_health import DegradedLog, SourceCounts, health_report
+from kucoin_options import check_client_options, gil_switch_interval_s_of
 from kucoin_orders import OrderManager
 from kucoin_prefetch import PrefetchResult, plan_prefetch, run_prefetch
 from kucoin_protocol import (
@@ -104,8 +105,11 @@ class KuCoinClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        if (api_key is None) != (api_secret is None) or (api_key is None) != (api_passphrase is None):
-            raise InvalidArgument("api_key, api_secret and api_passphrase go together (all or none)")
+        check_client_options(api_key=api_key, api_secret=api_secret, api_passphrase=api_passphrase,
+                             enable_websocket=enable_websocket, futures_url=futures_url,
+                             request_timeout_s=request_timeout_s, gil_switch_interval_s=gil_switch_interval_s,
+                             ticker_max_age_s=ticker_max_age_s, book_max_age_s=book_max_age_s,
+                             first_read_wait_s=first_read_wait_s, clock=clock, wall_clock=wall_clock)
         if exchange is None and gateway is None:
             exchange = build_exchange(futures_url, api_key=api_key, api_secret=api_secret,
                                       api_passphrase=api_passphrase, timeout_ms=int(request_timeout_s * 1000))
@@ -144,11 +148,19 @@ class KuCoinClient:
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> KuCoinClient:
-        """Build a client from config.Settings (credentials, URL, ENABLE_WEBSOCKET, GIL switch)."""
-        switch_ms = settings.gil_switch_interval_ms
-        kwargs.setdefault("gil_switch_interval_s", switch_ms / 1000 if switch_ms > 0 else None)
-        return cls(settings.api_key, settings.api_secret, settings.api_passphrase,
-                   enable_websocket=settings.enable_websocket, futures_url=settings.futures_url, **kwargs)
+        """Build a client from config.Settings (credentials, URL, ENABLE_WEBSOCKET, GIL switch).
+
+        Raises:
+            InvalidArgument: `settings` is not a Settings, or one of its values is unusable.
+        """
+        try:
+            credentials = (settings.api_key, settings.api_secret, settings.api_passphrase)
+            enable_websocket, futures_url = settings.enable_websocket, settings.futures_url
+            switch_ms = settings.gil_switch_interval_ms
+        except AttributeError:
+            raise InvalidArgument(f"settings must be a config.Settings, not {type(settings).__name__}") from None
+        kwargs.setdefault("gil_switch_interval_s", gil_switch_interval_s_of(switch_ms))
+        return cls(*credentials, enable_websocket=enable_websocket, futures_url=futures_url, **kwargs)
 
     @property
     def source_counts(self) -> dict[str, int]:
@@ -344,6 +356,8 @@ class KuCoinClient:
         return self._orders.close_position(symbol)
 
     def get_balance(self, currency: str = "USDT") -> dict[str, Any]:
+        """Return ccxt's balance of the futures account in `currency` (a settle currency's ccxt
+        code: "USDT", "BTC", ...; InvalidArgument for anything else, before anything is sent)."""
         self._ensure_started()
         return self._orders.get_balance(currency)
 
@@ -417,3 +431,4 @@ class KuCoinClient:
     def _served_rows(self, rows: Iterable[list[float]], source: str) -> OHLCV:
         self._count(source)
         return OHLCV(rows, source)
+

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MALFORMED_LOG_INTERVAL_S = 1.0  # at most one WARNING per second for a stream of bad frames
 _WEBSOCKET = "websocket"
+_INF = float("inf")
 _loads = orjson.loads
 _new_ticker = slots_constructor(Ticker)
 
@@ -56,12 +57,17 @@ def fast_ticker_v2(message: dict[str, Any], received_at: float, symbols: dict[st
         ask_size = data["bestAskSize"]
         ts_ns = data["ts"]
         sequence = data["sequence"]
+        bid_price = data["bestBidPrice"]
+        ask_price = data["bestAskPrice"]
+        # The wire sends prices as strings: float(True) would be 1.0, so the type is checked.
         if type(bid_size) is not int or type(ask_size) is not int or type(ts_ns) is not int \
-                or type(sequence) is not int:
+                or type(sequence) is not int or type(bid_price) is not str or type(ask_price) is not str:
             raise TypeError
-        bid = float(data["bestBidPrice"])
-        ask = float(data["bestAskPrice"])
-        if bid - bid or ask - ask:  # nan or inf: x - x is nan (truthy) only for those
+        bid = float(bid_price)
+        ask = float(ask_price)
+        # One chained comparison refuses zero, negative, crossed and infinite prices and nan
+        # (every comparison with nan is false); the slow path then raises saying which.
+        if not 0.0 < bid <= ask < _INF or bid_size < 0 or ask_size < 0:
             raise ValueError
         last = last_trades.get(kucoin_id)
     except (KeyError, TypeError, ValueError):
@@ -176,8 +182,10 @@ class MarketFeed:
             return None
         try:
             handler = self._handlers.get(message.get("subject"))
-        except (AttributeError, TypeError):  # JSON, but not an object (or an unhashable subject)
-            self.note_malformed(raw, now, "not a JSON object with a subject")
+            topic = message.get("topic")
+            stat = self.topic_stats.get(topic)  # here, where an unhashable topic is caught
+        except (AttributeError, TypeError):  # JSON, but not an object (or an unhashable subject/topic)
+            self.note_malformed(raw, now, "not a JSON object with a subject and a topic")
             return True
         if handler is None:
             return False
@@ -186,8 +194,6 @@ class MarketFeed:
         except ProtocolError as exc:
             self.note_malformed(raw, now, str(exc))
             return True
-        topic = message.get("topic")
-        stat = self.topic_stats.get(topic)
         if stat is None:
             self.topic_stats[topic] = [1, now]
         else:

@@ -32,7 +32,8 @@ from kucoin_protocol import InvalidArgument, Side
 
 __all__ = [
     "KUCOIN_TIMESTAMP_WINDOW_S", "OrderRequest", "OrderType", "ResolvePolicy", "Verdict", "Wait",
-    "build_order_request", "check_client_oid", "check_leverage", "check_margin_mode", "check_order_id",
+    "build_order_request", "check_client_oid", "check_currency", "check_leverage", "check_margin_mode",
+    "check_order_id",
     "format_client_oid", "opposite_side", "resolve_step",
 ]
 
@@ -180,6 +181,19 @@ def check_margin_mode(margin_mode: Any) -> str | None:
     if margin_mode is None or margin_mode in MARGIN_MODES:
         return margin_mode
     raise InvalidArgument(f"margin_mode={margin_mode!r}: must be 'isolated', 'cross' or None")
+
+
+def check_currency(markets: Mapping[str, Mapping[str, Any]], currency: Any) -> str:
+    """Return ``currency`` if it is the ccxt code of a settle currency of ``markets`` ("USDT", "BTC").
+
+    A futures account holds only settle currencies; ccxt would also take a base currency ("SOL")
+    and answer an empty balance, or turn ``True`` into its default.
+    """
+    settles = {market.get("settle") for market in markets.values()}
+    if not isinstance(currency, str) or currency not in settles:
+        raise InvalidArgument(f"currency={currency!r}: not a settle currency of these markets "
+                              f"(one of {sorted(s for s in settles if isinstance(s, str))})")
+    return currency
 
 
 def check_client_oid(client_oid: Any) -> str:

@@ -36,6 +36,7 @@ from kucoin_order_rules import (
     Verdict,
     build_order_request,
     check_client_oid,
+    check_currency,
     check_leverage,
     check_order_id,
     format_client_oid,
@@ -352,7 +353,8 @@ class OrderManager:
         return self._gateway.call(Priority.HIGH, "fetch_open_orders", fetch)
 
     def get_balance(self, currency: str = DEFAULT_BALANCE_CURRENCY) -> dict[str, Any]:
-        """Return ccxt's balance dict of the futures account."""
+        """Return ccxt's balance dict of the futures account (``currency``: a settle currency's code)."""
+        check_currency(self._gateway.markets, currency)
         params = {} if currency == DEFAULT_BALANCE_CURRENCY else {"code": currency}
         return self._gateway.call(Priority.HIGH, "fetch_balance", methodcaller("fetch_balance", params))
 

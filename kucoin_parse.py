@@ -2,7 +2,9 @@
 
 Pure (no I/O, no clock). Each parser takes one decoded KuCoin payload and an explicit
 ``received_at`` (local monotonic seconds) and returns a frozen value from ``kucoin_types``;
-exchange times are converted to ``ts_ms`` here. Malformed input raises ``ProtocolError``; a
+exchange times are converted to ``ts_ms`` here. Malformed input raises ``ProtocolError``, and so
+does a value no market can have: a price that is not a finite number > 0 (booleans are not
+numbers), a negative size, a bid above the ask (a ticker) or at or above it (a book); a
 WebSocket type or subject we do not handle yields ``None`` from ``parse_frame``. REST parsers take
 the whole envelope ``{"code", "data"}`` and raise the mapped ``KuCoinError`` when ``code`` is not
 "200000". Full example payloads live in ``tests/fixtures``.
@@ -46,6 +48,7 @@ from kucoin_wire import (
     TOPIC_LEVEL2_DEPTH50,
     TOPIC_TICKER,
     TOPIC_TICKER_V2,
+    check_not_crossed,
     epoch_to_ms,
     read_dict,
     read_float,
@@ -54,8 +57,10 @@ from kucoin_wire import (
     read_levels,
     read_list,
     read_name,
+    read_price,
     read_row,
     read_side,
+    read_size,
     read_str,
     read_topic_symbol,
     short_repr,
@@ -130,17 +135,28 @@ def parse_rest_klines(payload: Any, *, received_at: float) -> tuple[Candle, ...]
     candles = []
     for row in rows:
         ts_ms, open_, high, low, close, volume = read_row(row, 6, "kline row")
-        candles.append(Candle(
-            ts_ms=read_int(ts_ms, "kline time"),
-            open=read_float(open_, "open"),
-            high=read_float(high, "high"),
-            low=read_float(low, "low"),
-            close=read_float(close, "close"),
-            volume=read_float(volume, "volume"),
-            received_at=received_at,
-            source=SOURCE_REST,
-        ))
+        candles.append(_candle(read_int(ts_ms, "kline time"), open_, high, low, close, volume,
+                               received_at=received_at, source=SOURCE_REST))
     return tuple(sorted(candles, key=lambda candle: candle.ts_ms))
+
+
+def _candle(ts_ms: int, open_: Any, high: Any, low: Any, close: Any, volume: Any, *,
+            received_at: float, source: Source) -> Candle:
+    candle = Candle(
+        ts_ms=ts_ms,
+        open=read_price(open_, "open"),
+        high=read_price(high, "high"),
+        low=read_price(low, "low"),
+        close=read_price(close, "close"),
+        volume=read_float(volume, "volume"),
+        received_at=received_at,
+        source=source,
+    )
+    # Only what holds for any candle: whether open lies within [low, high] depends on how the
+    # exchange opens a period (first trade or previous close), so it is not checked.
+    if candle.volume < 0 or candle.high < candle.low:
+        raise ProtocolError(f"candle volume < 0 or high < low: {short_repr(candle)}")
+    return candle
 
 
 def parse_rest_order_book(payload: Any, *, received_at: float) -> OrderBook:
@@ -152,10 +168,13 @@ def parse_rest_order_book(payload: Any, *, received_at: float) -> OrderBook:
          "bids": [[66968, 2], [66964.8, 25596]], "asks": [[66968.1, 13501]], "ts": 1729168101216000000}}
     """
     data = read_dict(unwrap_envelope(payload), "data")
+    bids = read_levels(data.get("bids"), "bids")
+    asks = read_levels(data.get("asks"), "asks")
+    check_not_crossed(bids, asks, "level2 snapshot")
     return OrderBook(
         symbol=read_name(to_unified, read_str(data.get("symbol"), "symbol")),
-        bids=read_levels(data.get("bids"), "bids"),
-        asks=read_levels(data.get("asks"), "asks"),
+        bids=bids,
+        asks=asks,
         sequence=read_int(data.get("sequence"), "sequence"),
         ts_ms=read_int(data.get("ts"), "ts") // 1_000_000,
         received_at=received_at,
@@ -187,10 +206,11 @@ def parse_frame(message: Mapping[str, Any], *, received_at: float) -> Event | No
         return Pong(id=read_id(message))
     if kind == "error":
         code = message.get("code")
+        text = message.get("data", "")
         return ServerError(
             id=read_id(message),
             code=None if code is None else read_int(code, "error code"),
-            message=str(message.get("data", "")),
+            message=text if isinstance(text, str) else short_repr(text),
         )
     log.debug("! ignoring frame of type %r", kind)
     return None
@@ -237,14 +257,18 @@ def parse_ticker(message: Mapping[str, Any], *, received_at: float) -> Ticker:
 
 
 def _ticker(data: Mapping[str, Any], *, with_last: bool, received_at: float, source: Source) -> Ticker:
+    bid = read_price(data.get("bestBidPrice"), "bestBidPrice")
+    ask = read_price(data.get("bestAskPrice"), "bestAskPrice")
+    if bid > ask:
+        raise ProtocolError(f"ticker is crossed: bestBidPrice {bid} > bestAskPrice {ask}")
     return Ticker(
         symbol=read_name(to_unified, read_str(data.get("symbol"), "symbol")),
-        bid=read_float(data.get("bestBidPrice"), "bestBidPrice"),
-        bid_size=read_int(data.get("bestBidSize"), "bestBidSize"),
-        ask=read_float(data.get("bestAskPrice"), "bestAskPrice"),
-        ask_size=read_int(data.get("bestAskSize"), "bestAskSize"),
-        last=read_float(data.get("price"), "price") if with_last else None,
-        last_size=read_int(data.get("size"), "size") if with_last else None,
+        bid=bid,
+        bid_size=read_size(data.get("bestBidSize"), "bestBidSize"),
+        ask=ask,
+        ask_size=read_size(data.get("bestAskSize"), "bestAskSize"),
+        last=read_price(data.get("price"), "price") if with_last else None,
+        last_size=read_size(data.get("size"), "size") if with_last else None,
         ts_ms=read_int(data.get("ts"), "ts") // 1_000_000,
         received_at=received_at,
         source=source,
@@ -269,9 +293,9 @@ def parse_level2(message: Mapping[str, Any], *, received_at: float) -> BookDelta
     return BookDelta(
         symbol=read_topic_symbol(message),
         sequence=read_int(data.get("sequence"), "sequence"),
-        price=read_float(price, "change price"),
+        price=read_price(price, "change price"),
         side=read_side(side),
-        size=read_int(size, "change size"),
+        size=read_size(size, "change size"),
         ts_ms=read_int(data.get("timestamp"), "timestamp"),
     )
 
@@ -292,10 +316,13 @@ def parse_level2_depth(message: Mapping[str, Any], *, received_at: float) -> Ord
         ts_ms = read_int(data.get("timestamp"), "timestamp")
     else:
         ts_ms = epoch_to_ms(read_int(data.get("ts"), "ts"))
+    bids = read_levels(data.get("bids"), "bids")
+    asks = read_levels(data.get("asks"), "asks")
+    check_not_crossed(bids, asks, "level2 depth snapshot")
     return OrderBook(
         symbol=read_topic_symbol(message),
-        bids=read_levels(data.get("bids"), "bids"),
-        asks=read_levels(data.get("asks"), "asks"),
+        bids=bids,
+        asks=asks,
         sequence=read_int(data.get("sequence"), "sequence"),
         ts_ms=ts_ms,
         received_at=received_at,
@@ -317,8 +344,8 @@ def parse_execution(message: Mapping[str, Any], *, received_at: float) -> Trade:
     return Trade(
         symbol=read_name(to_unified, read_str(data.get("symbol"), "symbol")),
         trade_id=read_str(data.get("tradeId"), "tradeId"),
-        price=read_float(data.get("price"), "price"),
-        size=read_int(data.get("size"), "size"),
+        price=read_price(data.get("price"), "price"),
+        size=read_size(data.get("size"), "size"),
         side=read_side(data.get("side")),
         ts_ms=read_int(ts_ns, "ts") // 1_000_000,
         sequence=read_int(data.get("sequence"), "sequence"),
@@ -341,16 +368,9 @@ def parse_candle(message: Mapping[str, Any], *, received_at: float) -> Candle:
     # KuCoin documents index 5 as incorrect; ccxt reads index 6 as the volume and so do we, so the
     # WS candle and the REST fallback row agree.
     start_s, open_, close, high, low, _, volume = read_row(data.get("candles"), 7, "candles")
-    return Candle(
-        ts_ms=read_int(start_s, "candle start") * 1000,  # seconds on the WS, ms everywhere else
-        open=read_float(open_, "open"),
-        high=read_float(high, "high"),
-        low=read_float(low, "low"),
-        close=read_float(close, "close"),
-        volume=read_float(volume, "volume"),
-        received_at=received_at,
-        source=SOURCE_WEBSOCKET,
-    )
+    # seconds on the WS, ms everywhere else
+    return _candle(read_int(start_s, "candle start") * 1000, open_, high, low, close, volume,
+                   received_at=received_at, source=SOURCE_WEBSOCKET)
 
 
 def parse_mark_index(message: Mapping[str, Any], *, received_at: float) -> MarkIndex:
@@ -365,8 +385,8 @@ def parse_mark_index(message: Mapping[str, Any], *, received_at: float) -> MarkI
     data = read_dict(message.get("data"), "data")
     return MarkIndex(
         symbol=read_topic_symbol(message),
-        mark_price=read_float(data.get("markPrice"), "markPrice"),
-        index_price=read_float(data.get("indexPrice"), "indexPrice"),
+        mark_price=read_price(data.get("markPrice"), "markPrice"),
+        index_price=read_price(data.get("indexPrice"), "indexPrice"),
         ts_ms=read_int(data.get("timestamp"), "timestamp"),
         received_at=received_at,
         source=SOURCE_WEBSOCKET,

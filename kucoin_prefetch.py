@@ -12,7 +12,6 @@ The series to prefetch are the client's subscription keys: ``("ticker", symbol)`
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["PrefetchResult", "plan_prefetch", "run_prefetch"]
 
 Key = tuple[str, ...]
+MAX_TIMEOUT_S = 3600.0  # a longer Condition.wait overflows (threading.TIMEOUT_MAX) on some platforms
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +49,14 @@ def plan_prefetch(symbols: Iterable[str], timeframes: Iterable[str], *, tickers:
     Checks everything that needs no market list; the caller checks each symbol is a market.
 
     Raises:
-        InvalidArgument: a str where a collection belongs, an unknown timeframe, a bad timeout.
+        InvalidArgument: a str where a collection belongs, an unknown timeframe, a bad timeout,
+            a flag that is not a bool.
     """
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 <= timeout_s < math.inf:
-        raise InvalidArgument(f"timeout_s must be a finite number >= 0, got {timeout_s!r}")
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 <= timeout_s <= MAX_TIMEOUT_S:
+        raise InvalidArgument(f"timeout_s must be a number from 0 to {MAX_TIMEOUT_S:g}, got {timeout_s!r}")
+    for name, flag in (("tickers", tickers), ("order_books", order_books)):
+        if not isinstance(flag, bool):
+            raise InvalidArgument(f"{name} must be True or False, got {flag!r}")
     unique, frames = _strings("symbols", symbols), _strings("timeframes", timeframes)
     for timeframe in frames:
         timeframe_seconds(timeframe)  # InvalidArgument for an unknown timeframe

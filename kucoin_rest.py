@@ -38,7 +38,14 @@ from typing import Any
 import ccxt
 
 from api_priority import Priority, PriorityExecutor, RateLimit, SchedulerClosed
-from kucoin_ccxt import OrderNotFound, OrderNotPlaced, RedactingLogger, ResponseTap, map_ccxt_errors
+from kucoin_ccxt import (
+    OrderNotFound,
+    OrderNotPlaced,
+    RedactingLogger,
+    ResponseTap,
+    UniqueNonce,
+    map_ccxt_errors,
+)
 from kucoin_protocol import ClientClosed, ConfigError, InvalidArgument, timeframe_to_granularity
 from kucoin_restfeed import PublicRest
 
@@ -127,8 +134,9 @@ def prepare_exchange(exchange: Any) -> ResponseTap:
     """Make ``exchange`` fit for the gateway (idempotent) and return its response tap.
 
     Classic futures only (``uta``/``hf`` off, no currency list from the spot host), ccxt's throttle
-    and retries off (see the module docstring), ``verbose`` off (it prints request headers), and
-    ccxt's logger wrapped so that credentials never reach a log record.
+    and retries off (see the module docstring), ``verbose`` off (it prints request headers),
+    ccxt's logger wrapped so that credentials never reach a log record, and its KC-API-TIMESTAMP
+    made unique per request (``UniqueNonce``: no two requests carry the same signature).
     """
     exchange.options["uta"] = False  # else ccxt probes GET /api/ua/v1/account/mode (notes 8.2)
     exchange.options["hf"] = False  # else GET /api/v1/hf/accounts/opened on the spot host
@@ -138,6 +146,7 @@ def prepare_exchange(exchange: Any) -> ResponseTap:
     exchange.verbose = False
     if not isinstance(exchange.logger, RedactingLogger):
         exchange.logger = RedactingLogger(exchange.logger)
+    UniqueNonce.install(exchange)
     return ResponseTap.install(exchange)
 
 

@@ -266,10 +266,30 @@ def read_int(value: Any, what: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+            raise ProtocolError(f"{what} has too many digits: {short_repr(value)}") from None
     if isinstance(value, float) and value.is_integer():
         return int(value)
     raise ProtocolError(f"{what} must be an integer, got {short_repr(value)}")
+
+
+def read_price(value: Any, what: str) -> float:
+    """Return a price: a finite float > 0 from a JSON number or numeric string."""
+    # A zero or negative quote is a corrupt frame, not a market: served, it would be traded on.
+    price = read_float(value, what)
+    if not price > 0:
+        raise ProtocolError(f"{what} must be > 0, got {short_repr(value)}")
+    return price
+
+
+def read_size(value: Any, what: str) -> int:
+    """Return a size in lots: an int >= 0 (0 is "no size", e.g. a removed level)."""
+    size = read_int(value, what)
+    if size < 0:
+        raise ProtocolError(f"{what} must be >= 0, got {short_repr(value)}")
+    return size
 
 
 def read_side(value: Any) -> Side:
@@ -285,14 +305,29 @@ def read_levels(value: Any, what: str) -> tuple[PriceLevel, ...]:
     levels = []
     for level in read_list(value, what):
         price, size = read_row(level, 2, f"{what} level")
-        levels.append((read_float(price, f"{what} price"), read_int(size, f"{what} size")))
+        levels.append((read_price(price, f"{what} price"), read_size(size, f"{what} size")))
     return tuple(levels)
+
+
+def check_not_crossed(bids: tuple[PriceLevel, ...], asks: tuple[PriceLevel, ...], what: str) -> None:
+    """Raise ``ProtocolError`` if the best bid is at or above the best ask (a corrupt book)."""
+    # max/min, not [0]: the order of the levels is the sender's, not checked here.
+    if bids and asks and max(price for price, _ in bids) >= min(price for price, _ in asks):
+        raise ProtocolError(f"{what} is crossed: best bid {max(p for p, _ in bids)} >= "
+                            f"best ask {min(p for p, _ in asks)}")
 
 
 def read_id(message: Mapping[str, Any]) -> str | None:
     """Return a frame's ``id`` as a string, or None when it has none."""
     value = message.get("id")
-    return None if value is None else str(value)  # docs examples use both numbers and strings
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):  # docs examples use numbers too
+        try:
+            return str(value)
+        except ValueError:  # more digits than str() converts
+            pass
+    raise ProtocolError(f"frame id must be a string or an integer, got {short_repr(value)}")
 
 
 def read_topic_symbol(message: Mapping[str, Any]) -> str:
@@ -318,5 +353,8 @@ def epoch_to_ms(value: int) -> int:
 
 def short_repr(value: Any, limit: int = 200) -> str:
     """Return a repr cut to ``limit`` characters, for error messages."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # orjson decodes 1024 levels of nesting; repr stops near 1000
+        text = f"<{type(value).__name__} nested too deeply to show>"
     return text if len(text) <= limit else f"{text[:limit]}..."

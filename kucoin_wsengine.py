@@ -78,7 +78,7 @@ class FeedStats:
     state: State
     topics: Mapping[str, TopicStats]
     messages: int
-    malformed: int
+    malformed: int  # frames dropped: not JSON, a wrong shape, or a value no market has
     connections: int  # open now
     connections_opened: int  # since start
     reconnects: int  # established connections lost (and reconnected)

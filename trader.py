@@ -75,6 +75,54 @@ class Sent:
         return int(round(float((self.order or {}).get("filled") or 0)))
 
 
+class OutageLog:
+    """When to log an exchange outage: its start (with the reason), reminders at a doubling
+    interval while it lasts, and its end (with the downtime and the failures counted). Thread-safe;
+    `now` is a monotonic time passed in."""
+
+    def __init__(self, first_reminder_s: float = 30.0, max_reminder_s: float = 900.0) -> None:
+        self._lock = threading.Lock()
+        self._first, self._max = first_reminder_s, max_reminder_s
+        self._since: float | None = None
+        self._next_reminder = 0.0
+        self._interval = first_reminder_s
+        self._failures = 0
+
+    @property
+    def down(self) -> bool:
+        return self._since is not None
+
+    def failed(self, reason: str, now: float) -> str | None:
+        """Record one failed call; return the line to log now, if any."""
+        with self._lock:
+            self._failures += 1
+            if self._since is None:
+                self._since, self._interval = now, self._first
+                self._next_reminder = now + self._interval
+                return f"exchange unreachable ({reason}); retrying, protection keeps running"
+            if now < self._next_reminder:
+                return None
+            self._interval = min(self._interval * 2, self._max)
+            self._next_reminder = now + self._interval
+            return (f"exchange still unreachable after {_duration(now - self._since)} "
+                    f"({self._failures} failed calls; last: {reason})")
+
+    def recovered(self, now: float) -> str | None:
+        """Record a successful round; return the line to log if it ends an outage."""
+        with self._lock:
+            if self._since is None:
+                return None
+            line = (f"exchange reachable again after {_duration(now - self._since)} "
+                    f"({self._failures} failed calls)")
+            self._since, self._failures = None, 0
+            return line
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 @dataclass(slots=True)
 class RunStats:
     entries: int = 0
@@ -120,6 +168,7 @@ class Trader:
         self._unresolved: set[str] = set()  # symbols with a journaled intent not yet final
         self._next_sync = 0.0
         self._next_resolve = 0.0
+        self._outage = OutageLog()
 
     @property
     def blocked(self) -> set[str]:
@@ -261,17 +310,24 @@ class Trader:
         self.monitor()
 
     def _guarded(self, what: str, fn: Callable[..., None], *args: Any) -> None:
-        # The exchange may go away mid-run: keep the loop (and the protection) alive.
+        # The exchange may go away mid-run: keep the loop (and the protection) alive. An outage
+        # is logged when it starts, as a reminder at a growing interval, and when it ends.
         try:
             fn(*args)
         except ClientClosed:
             log.debug("%s: client closed", what)
         except TransportError as exc:
             self.stats.scan_errors += 1
-            log.warning("%s: exchange unreachable, will retry: %s", what, exc)
+            message = self._outage.failed(f"{what}: {exc}", self.monotonic())
+            if message is not None:
+                log.warning("%s", message)
         except KuCoinError as exc:
             self.stats.scan_errors += 1
             log.warning("%s failed: %s", what, exc)
+        else:
+            message = self._outage.recovered(self.monotonic())
+            if message is not None:
+                log.warning("%s", message)
 
     def scan(self, stop: threading.Event | None = None) -> None:
         """Decide on every symbol of the universe; enter where the strategy and risk agree."""

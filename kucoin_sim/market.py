@@ -207,8 +207,13 @@ class Market(MarketQueries):
         st.trades.append(trade)
         self.emit(trade)
         bid_p, bid_s, ask_p, ask_s = self._best_strings(st)
-        self.emit(TickerUpdate(symbol, seq, taker_side, size, price, trade.trade_id, bid_p, bid_s,
-                               ask_p, ask_s, trade.ts_ns))
+        # A trade that emptied a side (a market order took it all) leaves no best quote there.
+        # The notes (§10) give bestBidPrice/bestAskPrice as price strings and do not say what
+        # KuCoin sends then, so no ticker is pushed rather than an invented one ("" is no price).
+        # The match still goes out on the execution topic; flush() skips tickerV2 likewise.
+        if bid_p and ask_p:
+            self.emit(TickerUpdate(symbol, seq, taker_side, size, price, trade.trade_id, bid_p, bid_s,
+                                   ask_p, ask_s, trade.ts_ns))
         st.live().add_trade(price_ticks, size, st.notional(price_ticks, size), now_ms)
         st.candle_dirty = True
         if now_ms - st.candle_emit_ms >= CANDLE_EVENT_INTERVAL_MS:

@@ -68,7 +68,9 @@ async def _serve(request: web.Request, route: Route) -> web.Response:
     now_ms = sim.now_ms()
     method, path = request.method, request.path
     sim.record_request(method, path)
-    body_text = await request.text()
+    # Not request.text(): that raises on a body that is not UTF-8 (a 500). Undecodable bytes
+    # survive as surrogates, so the signature is still checked over the bytes sent.
+    body_text = (await request.read()).decode("utf-8", "surrogateescape")
     key = request.headers.get("KC-API-KEY", "") if route.private else (request.remote or "")
     charge: Charge = sim.limiter.charge(route.pool, key, route.weight, now_ms)
     # with rate limits off (--no-rate-limits) no gw-ratelimit-* headers are sent: a client that
@@ -90,7 +92,8 @@ async def _serve(request: web.Request, route: Route) -> web.Response:
     try:
         if route.private:
             auth.verify(sim.credentials, request.headers, method=method, path=path,
-                        raw_query=request.rel_url.raw_query_string, body=body_text, now_ms=now_ms)
+                        raw_query=request.rel_url.raw_query_string, body=body_text, now_ms=now_ms,
+                        replays=sim.replays)
         params = _params(request, body_text)
         if route.path.startswith("/api/v1/bullet-"):
             data = _bullet(sim, route.private, now_ms)

@@ -21,10 +21,11 @@ from .appkeys import SIM
 from aiohttp import web
 
 from . import control, rest
-from .auth import Credentials
+from .auth import Credentials, ReplayGuard
 from .exchange import Exchange
 from .faults import Faults, FailRule, LoseRule
 from .firehose import FirehoseResult, run_firehose
+from .orders import fill_payload
 from .ratelimit import RateLimiter
 from .ws import WsHub, ws_handler
 
@@ -71,6 +72,7 @@ class Simulator:
         self.host, self._port = host, port
         self.seed = seed
         self.credentials = Credentials(api_key, api_secret, api_passphrase)
+        self.replays = ReplayGuard()  # signed requests seen in the timestamp window (loop thread only)
         self._market_args = dict(tick_ms=tick_ms, vol_scale=vol_scale, balances=balances)
         self._ws_args = dict(ping_interval_ms=ping_interval_ms, ping_timeout_ms=ping_timeout_ms,
                              token_ttl_ms=int(token_ttl_s * 1000))
@@ -267,6 +269,18 @@ class Simulator:
         """Every order the account ever placed (KuCoin order dicts), oldest first."""
         return self.call(self.exchange.trading.all_orders)
 
+    def positions(self) -> list[dict[str, Any]]:
+        """Every open position of the account (KuCoin position dicts, with markPrice)."""
+        return self.call(lambda: self.exchange.trading.positions({}, self.now_ms()))
+
+    def fills(self) -> list[dict[str, Any]]:
+        """Every fill of the account, liquidations included (KuCoin fill dicts), oldest first."""
+        return self.call(lambda: [fill_payload(f) for f in self.exchange.trading.engine.fills])
+
+    def last_prices(self, symbols: list[str]) -> dict[str, float]:
+        """The last trade price of each symbol."""
+        return self.call(lambda: {s: self.exchange.market.last_price(s) for s in symbols})
+
     # -- faults --------------------------------------------------------------------------------
     def drop_ws(self) -> int:
         """Abort every open WebSocket connection (a network drop); return how many."""
@@ -286,6 +300,12 @@ class Simulator:
             self.faults.malformed_sent += n
             return n
         return self.call(act)
+
+    def send_raw(self, payloads: list[bytes], *, binary: bool = False) -> int:
+        """Push these payloads, as they are, to every open WebSocket connection, one frame each
+        (text frames, or binary with ``binary``); return the connections written to."""
+        frames = list(payloads)
+        return self.call(self.hub.send_raw, frames, binary)
 
     def expire_tokens(self) -> int:
         """Expire every issued token: open connections get error 401 and are closed."""

@@ -228,6 +228,12 @@ class WsHub:
     def send_malformed(self) -> int:
         return sum(conn.write(ws_frame(MALFORMED)) for conn in tuple(self.conns))
 
+    def send_raw(self, payloads: list[bytes], binary: bool) -> int:
+        # One write per connection: the burst reaches the client in as few reads as the
+        # network allows, like a real server's backlog.
+        burst = b"".join(ws_frame(payload, binary=binary) for payload in payloads)
+        return sum(conn.write(burst) for conn in tuple(self.conns))
+
     def expire_tokens(self) -> int:
         for token in self.tokens.values():
             token.expired = True

@@ -183,11 +183,12 @@ def depth_payload(topic: str, data: dict) -> bytes:
     return _msg(topic, "level2", data, data.get("timestamp"))
 
 
-def ws_frame(payload: bytes) -> bytes:
-    """An unmasked server-to-client text frame (RFC 6455 §5.2)."""
+def ws_frame(payload: bytes, *, binary: bool = False) -> bytes:
+    """An unmasked server-to-client text (or binary) frame (RFC 6455 §5.2)."""
+    first = 0x82 if binary else 0x81  # FIN + opcode
     n = len(payload)
     if n < 126:
-        return bytes((0x81, n)) + payload
+        return bytes((first, n)) + payload
     if n < 65536:
-        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
-    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+        return bytes((first, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((first, 127)) + n.to_bytes(8, "big") + payload

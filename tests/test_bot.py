@@ -61,13 +61,19 @@ def test_simulate_20s_trades_journals_and_exits_cleanly_with_and_without_websock
             assert int(share.rstrip("%")) >= 50
 
 
-def test_unreachable_exchange_is_one_clear_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [0o644, 0o600])
+def test_unreachable_exchange_is_one_clear_line(tmp_path: Path, mode: int) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again below: nothing listens there
+    settings_file = tmp_path / ".env"
+    settings_file.write_text("LOG_LEVEL=INFO\n")
+    settings_file.chmod(mode)  # readable by others: the bot warns (a .env may hold API secrets)
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, BOT, "--once"], cwd=tmp_path, capture_output=True, text=True,
                           env=_env(tmp_path, KUCOIN_FUTURES_URL=f"http://127.0.0.1:{port}"), timeout=60)
+    warned = [line for line in proc.stderr.splitlines() if "chmod 600" in line]
+    assert len(warned) == (1 if mode & 0o077 else 0)
     assert proc.returncode == 1
     assert time.monotonic() - t0 < 20
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

@@ -1,11 +1,12 @@
 """config.py: defaults, .env under the environment, and a clear error for each bad value."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from config import DEFAULT_FUTURES_URL, Settings, load_settings
+from config import DEFAULT_FUTURES_URL, Settings, env_file_warning, load_settings
 from kucoin_errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,3 +104,55 @@ def test_secrets_never_in_repr_or_errors() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().leverage = 10  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400, 0o200, 0o700])
+def test_env_file_warning_none_for_a_private_file(tmp_path: Path, mode: int) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("KUCOIN_API_SECRET=s\n")
+    dotenv.chmod(mode)
+    assert env_file_warning(str(dotenv)) is None
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o602, 0o610, 0o601, 0o666, 0o777])
+def test_env_file_warning_names_the_file_and_the_fix(tmp_path: Path, mode: int) -> None:
+    """Any permission bit for group or others (read, write or execute) draws the warning."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("KUCOIN_API_SECRET=s\n")
+    dotenv.chmod(mode)
+    warning = env_file_warning(str(dotenv))
+    assert warning is not None and "\n" not in warning
+    assert (f"settings file {dotenv} " in warning, f"{mode:04o}" in warning,
+            warning.endswith(f"chmod 600 {dotenv}")) == (True, True, True)
+
+
+def test_env_file_warning_quotes_a_path_for_the_shell(tmp_path: Path) -> None:
+    dotenv = tmp_path / "my settings.env"
+    dotenv.write_text("")
+    dotenv.chmod(0o644)
+    assert env_file_warning(str(dotenv)).endswith(f"chmod 600 '{dotenv}'")
+
+
+def test_env_file_warning_stays_one_line_for_a_name_with_a_newline(tmp_path: Path) -> None:
+    dotenv = tmp_path / "odd\nname.env"
+    dotenv.write_text("")
+    dotenv.chmod(0o640)
+    warning = env_file_warning(str(dotenv))
+    assert "\n" not in warning and warning.endswith(f"chmod 600 {str(dotenv)!r}")
+
+
+def test_env_file_warning_none_without_a_file(tmp_path: Path) -> None:
+    os.chmod(tmp_path, 0o755)  # a directory open to others is not a settings file
+    assert [env_file_warning(str(tmp_path / "absent.env")), env_file_warning(str(tmp_path)),
+            env_file_warning("bad\0path")] == [None, None, None]
+
+
+def test_env_file_warning_follows_a_link_to_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "real.env"
+    target.write_text("")
+    target.chmod(0o644)
+    link = tmp_path / ".env"
+    link.symlink_to(target)
+    assert env_file_warning(str(link)) is not None
+    target.chmod(0o600)
+    assert env_file_warning(str(link)) is None

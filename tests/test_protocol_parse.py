@@ -23,6 +23,7 @@ from kucoin_protocol import (
     Trade,
     Welcome,
     WsEndpoint,
+    WsSession,
     decode_frame,
     parse_bullet,
     parse_frame,
@@ -281,6 +282,66 @@ def test_on_malformed_frame_raises_protocol_error(raw):
         parse_frame(decode_frame(raw), received_at=0.0)
 
 
+V1_DATA = payload("ws_ticker")["data"]
+DEPTH5 = payload("ws_level2_depth5")
+LEVEL2 = payload("ws_level2")
+
+
+def _depth(**change: Any) -> bytes:
+    return _push(DEPTH5["topic"], "level2", {**DEPTH5["data"], **change})
+
+
+@pytest.mark.parametrize("raw", [
+    # issue 12 #5: a ticker no market has
+    _push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {**TICKER_DATA, "bestBidPrice": True}),
+    _push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {**TICKER_DATA, "bestBidPrice": "0"}),
+    _push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {**TICKER_DATA, "bestAskPrice": -1}),
+    _push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {**TICKER_DATA, "bestBidPrice": "88987.6"}),
+    _push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {**TICKER_DATA, "bestAskSize": -1}),
+    _push("/contractMarket/ticker:XBTUSDTM", "ticker", {**V1_DATA, "price": "0"}),
+    _push("/contractMarket/ticker:XBTUSDTM", "ticker", {**V1_DATA, "bestBidPrice": "-90147.7"}),
+    _push("/contractMarket/ticker:XBTUSDTM", "ticker", {**V1_DATA, "bestAskPrice": "90147.6"}),
+    _push("/contractMarket/ticker:XBTUSDTM", "ticker", {**V1_DATA, "size": -1}),
+    # issue 12 #6: a delta or a depth snapshot no book has
+    _push(LEVEL2["topic"], "level2", {**LEVEL2["data"], "change": "60000.0,buy,-5"}),
+    _push(LEVEL2["topic"], "level2", {**LEVEL2["data"], "change": "0,sell,2"}),
+    _depth(bids=[["0", 513]]),
+    _depth(bids=[["-89720.9", 513]]),
+    _depth(asks=[["89721", -906]]),
+    _depth(asks=[[True, 906]]),
+    _depth(asks=[["89720.9", 906]]),  # at the best bid: crossed
+    _depth(bids=[["89720.9", 513], ["89725", 1]]),  # crossed below the top of the list
+    # the same for the other pushes we parse
+    _push("/contractMarket/execution:XBTUSDTM", "match", {**payload("ws_execution")["data"], "price": "0"}),
+    _push("/contractMarket/limitCandle:XBTUSDTM_1min", "candle.stick",
+          {"candles": ["1731898200", "-1", "1", "1", "1", "21.0", "21"]}),
+    _push("/contractMarket/limitCandle:XBTUSDTM_1min", "candle.stick",
+          {"candles": ["1731898200", "2", "2", "1", "3", "21.0", "21"]}),  # high < low
+    _push("/contractMarket/limitCandle:XBTUSDTM_1min", "candle.stick",
+          {"candles": ["1731898200", "2", "2", "2", "2", "21.0", "-21"]}),
+    _push("/contract/instrument:XBTUSDTM", "mark.index.price",
+          {"markPrice": 0, "indexPrice": 1.0, "granularity": 1000, "timestamp": 1}),
+])
+def test_value_no_market_has_raises_protocol_error(raw):
+    with pytest.raises(ProtocolError):
+        parse_frame(decode_frame(raw), received_at=0.0)
+
+
+def test_session_drops_a_depth_snapshot_with_a_bad_level():
+    """The session raises for the caller to count the frame; nothing is returned to cache."""
+    session = WsSession()
+    with pytest.raises(ProtocolError):
+        session.on_text(_depth(bids=[["89720.9", -1]]), 1.0)
+    assert session.on_text(_depth(), 2.0)[0].value.bids[0] == (89720.9, 513)
+
+
+def test_parse_ticker_accepts_equal_bid_and_ask_and_zero_sizes():
+    """Only a bid *above* the ask is refused on a ticker; sizes may be 0."""
+    ticker = parse_frame(decode_frame(_push("/contractMarket/tickerV2:XBTUSDTM", "tickerV2", {
+        **TICKER_DATA, "bestBidPrice": "88987.5", "bestBidSize": 0})), received_at=0.0).value
+    assert (ticker.bid, ticker.ask, ticker.bid_size) == (88987.5, 88987.5, 0)
+
+
 @pytest.mark.parametrize(("parser", "body"), [
     (parse_rest_ticker, "not a dict"),
     (parse_rest_ticker, {"data": {}}),
@@ -290,6 +351,18 @@ def test_on_malformed_frame_raises_protocol_error(raw):
     (parse_rest_klines, {"code": "200000", "data": {"rows": []}}),
     (parse_rest_order_book, {"code": "200000", "data": {"symbol": "XBTUSDTM", "bids": [[1]], "asks": [],
                                                         "sequence": 1, "ts": 1}}),
+    (parse_rest_order_book, {"code": "200000", "data": {"symbol": "XBTUSDTM", "bids": [[1, -2]], "asks": [],
+                                                        "sequence": 1, "ts": 1}}),
+    (parse_rest_order_book, {"code": "200000", "data": {"symbol": "XBTUSDTM", "bids": [[0, 2]], "asks": [],
+                                                        "sequence": 1, "ts": 1}}),
+    (parse_rest_order_book, {"code": "200000", "data": {"symbol": "XBTUSDTM", "bids": [[2, 1]],
+                                                        "asks": [[1.5, 1]], "sequence": 1, "ts": 1}}),
+    (parse_rest_ticker, {"code": "200000", "data": {**payload("rest_ticker")["data"], "bestBidPrice": "0"}}),
+    (parse_rest_ticker, {"code": "200000", "data": {**payload("rest_ticker")["data"], "bestBidPrice": "99999"}}),
+    (parse_rest_ticker, {"code": "200000", "data": {**payload("rest_ticker")["data"], "price": False}}),
+    (parse_rest_klines, {"code": "200000", "data": [[1728576000000, 1, 2, 3, 4, 5]]}),  # high < low
+    (parse_rest_klines, {"code": "200000", "data": [[1728576000000, 0, 2, 1, 1, 5]]}),
+    (parse_rest_klines, {"code": "200000", "data": [[1728576000000, 1, 2, 1, 1, -5]]}),
     (parse_bullet, {"code": "200000", "data": {"token": "t", "instanceServers": []}}),
     (parse_bullet, {"code": "200000", "data": {"token": "t", "instanceServers": [
         {"endpoint": "https://x/", "encrypt": True, "pingInterval": 1, "pingTimeout": 1}]}}),

@@ -19,7 +19,7 @@ from kucoin_client import KuCoinClient
 from kucoin_sim import Simulator
 from strategy import Action, ActionKind
 from tests.helpers import TIMEOUT_S, wait_until
-from trader import Trader
+from trader import OutageLog, Trader
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 BTC_ID = "XBTUSDTM"
@@ -260,3 +260,15 @@ def test_entry_whose_fill_is_unread_is_still_protected(env) -> None:
     assert BTC not in trader.holdings
     assert [(i.kind, i.status) for i in trader.journal.intents()] == [("entry", "filled"), ("exit", "filled")]
     trader.journal.close()
+
+
+def test_an_outage_is_logged_at_its_start_with_growing_reminders_and_at_its_end() -> None:
+    outage = OutageLog(first_reminder_s=30.0, max_reminder_s=120.0)
+    lines = [(t, outage.failed("scan: timeout", t)) for t in range(0, 400)]  # a failure a second
+    logged = [(t, line) for t, line in lines if line is not None]
+    assert [t for t, _ in logged] == [0, 30, 90, 210, 330]  # 30 s, then 60, 120, 120 (the cap)
+    assert logged[0][1].startswith("exchange unreachable (scan: timeout)")
+    assert "still unreachable after 1m30s (91 failed calls" in logged[2][1]
+    assert outage.recovered(400.0) == "exchange reachable again after 6m40s (400 failed calls)"
+    assert outage.recovered(401.0) is None and not outage.down
+    assert outage.failed("monitor: 503", 500.0).startswith("exchange unreachable (monitor: 503)")

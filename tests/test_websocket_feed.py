@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import json
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -48,8 +49,8 @@ def raw(message: dict[str, Any]) -> bytes:
 class Harness:
     """A MarketFeed with real caches, recording snapshot requests and callback calls."""
 
-    def __init__(self, **callbacks: Any) -> None:
-        clock = lambda: 0.0  # noqa: E731 - freshness is not under test here
+    def __init__(self, clock: Callable[[], float] = lambda: 0.0, **callbacks: Any) -> None:
+        # The clock matters only to tests of freshness; the others read with a large max_age_s.
         self.tickers = TickerCache(clock=clock)
         self.candles = CandleCache(clock=clock)
         self.books = OrderBookCache(clock=clock)
@@ -100,6 +101,9 @@ def test_fast_ticker_v2_unusual_but_valid_takes_the_slow_path(path, value):
 @pytest.mark.parametrize("field, value", [
     ("bestBidPrice", "nan"), ("bestAskPrice", "inf"), ("bestBidPrice", "x"), ("ts", None),
     ("sequence", 1.5), ("bestAskSize", True), ("symbol", "NOTACONTRACT"),
+    # issue 12 #5: float() takes all of these, so the fast path used to serve them
+    ("bestBidPrice", True), ("bestAskPrice", False), ("bestBidPrice", "0"), ("bestBidPrice", 0),
+    ("bestAskPrice", "-88987.5"), ("bestBidPrice", "88987.6"), ("bestBidSize", -1), ("bestAskSize", -713),
 ])
 def test_fast_ticker_v2_rejects_what_the_protocol_layer_rejects(field, value):
     message = copy.deepcopy(fixture("ws_ticker_v2"))
@@ -115,7 +119,12 @@ def test_fast_level2_equals_parse_level2():
     assert fast_level2(message, BTC) == parse_level2(message, received_at=0.0)
 
 
-@pytest.mark.parametrize("change", ["90631.2,sell", "90631.2,up,2", "nan,buy,2", "90631.2,buy,x"])
+@pytest.mark.parametrize("change", [
+    "90631.2,sell", "90631.2,up,2", "nan,buy,2", "90631.2,buy,x",
+    # issue 12 #6: float() and int() take all of these
+    "60000.0,buy,-5", "0,buy,2", "-90631.2,sell,2", "inf,sell,2", "90631.2,buy,+5", "90631.2,buy, 5",
+    "90631.2,buy,5_0", "90631.2,buy,2,1", "90631.2,BUY,2",
+])
 def test_fast_level2_rejects_bad_changes(change):
     message = copy.deepcopy(fixture("ws_level2"))
     message["data"]["change"] = change
@@ -186,6 +195,38 @@ def test_feed_ticker_callback_that_raises_does_not_stop_the_feed():
     assert harness.tickers.get(BTC, max_age_s=9.0) == parse_ticker_v2(message, received_at=2.0)
 
 
+BAD_TICKER_V2 = [
+    {"bestBidPrice": True}, {"bestBidPrice": "0"}, {"bestAskPrice": 0}, {"bestAskPrice": "-88987.5"},
+    {"bestBidPrice": "88987.6"}, {"bestBidSize": -1}, {"bestAskPrice": "Infinity"},
+]
+BAD_TICKER_V1 = [
+    {"bestBidPrice": "0"}, {"bestAskPrice": True}, {"price": "0"}, {"price": -90147.7},
+    {"bestBidPrice": "90147.9"}, {"size": -1}, {"bestAskSize": -275},
+]
+
+
+@pytest.mark.parametrize("name, change", [("ws_ticker_v2", c) for c in BAD_TICKER_V2]
+                         + [("ws_ticker", c) for c in BAD_TICKER_V1])
+def test_feed_drops_and_counts_a_ticker_no_market_has_and_the_last_good_one_ages(name, change):
+    """Issue 12 #5: zero, negative, boolean or crossed prices (or a negative size) were served
+    as a fresh ticker. The frame is now counted as malformed and dropped: the cache keeps the
+    last good ticker with its own receipt time, and the topic's age is not refreshed either."""
+    now = [1.0]
+    harness = Harness(clock=lambda: now[0])
+    harness.feed.want_ticker(BTC, "XBTUSDTM")
+    good = fixture(name)
+    bad = copy.deepcopy(good)
+    bad["data"].update(change)
+    harness.feed.on_data(raw(good), 1.0, SOURCE)
+    now[0] = 2.0
+    handled = harness.feed.on_data(raw(bad), 2.0, SOURCE)
+    expected = (parse_ticker_v2 if name == "ws_ticker_v2" else parse_ticker)(good, received_at=1.0)
+    assert (handled, harness.feed.malformed) == (True, 1)
+    assert harness.tickers.get(BTC, max_age_s=1.0) == expected
+    assert harness.tickers.get(BTC, max_age_s=0.5) is None  # it aged: the bad frame did not refresh it
+    assert harness.feed.topic_stats[good["topic"]] == [1, 1.0]
+
+
 # -- candles ---------------------------------------------------------------------------------
 def test_feed_candle_push_updates_the_series_and_calls_back():
     calls: list[tuple] = []
@@ -236,6 +277,48 @@ def test_feed_book_gap_resyncs_and_drops_the_book():
     # The delta after the gap was kept: a snapshot at 12 continues with it.
     assert harness.feed.books.apply_snapshot(snapshot(12, ((100.0, 6),), ((101.0, 4),)), "XBTUSDTM", 4.0) is BookStatus.OK
     assert harness.books.get(BTC, max_age_s=9.0).bids == ((100.0, 7),)
+
+
+@pytest.mark.parametrize("change", [
+    "60000.0,buy,-5", "0,buy,5", "-100.0,sell,5", "nan,buy,5", "inf,sell,5", "abc,buy,5",
+    "100.0,hold,5", "100.0,buy", "100.0,buy,5,1", "100.0,buy,x", "100.0,buy,1.5", "100.0,buy,",
+])
+def test_feed_book_malformed_delta_resyncs_like_a_gap(change):
+    """Issue 12 #6: "60000.0,buy,-5" with the next sequence was applied (a phantom best bid at
+    60000) and used up the sequence. A delta we cannot read lost a change all the same: the book
+    is dropped and resynced from a snapshot, as after a gap, and the frame counts as malformed."""
+    harness = Harness()
+    synced_book(harness)
+    harness.feed.on_data(level2(11, "100.0,buy,6"), 2.0, SOURCE)
+    harness.feed.end_of_batch(2.0)
+    assert harness.books.get(BTC, max_age_s=9.0).sequence == 11
+    handled = harness.feed.on_data(level2(12, change), 3.0, SOURCE)
+    harness.feed.end_of_batch(3.0)
+    dropped = harness.books.get(BTC, max_age_s=9.0)  # at once, not when the next delta shows a gap
+    assert (handled, harness.feed.malformed, dropped) == (True, 1, None)
+    assert (harness.feed.books.resync_counts(), harness.snapshot_requests) == ({BTC: 1}, ["XBTUSDTM"] * 2)
+    harness.feed.on_data(level2(13, "99.0,buy,4"), 3.0, SOURCE)  # buffered for the next snapshot
+    # KuCoin's snapshot at 12 holds what delta 12 really did; delta 13 continues it.
+    resynced = harness.feed.books.apply_snapshot(snapshot(12, ((100.0, 6), (99.0, 3)), ((101.0, 4),)),
+                                                 "XBTUSDTM", 4.0)
+    assert resynced is BookStatus.OK
+    assert harness.books.get(BTC, max_age_s=9.0) == OrderBook(
+        BTC, ((100.0, 6), (99.0, 4)), ((101.0, 4),), 13, 1_731_897_467_013, 4.0, "websocket")
+
+
+def test_feed_book_malformed_delta_while_buffering_leaves_a_hole_the_snapshot_sees():
+    """Before the first snapshot a malformed delta is dropped, not buffered: a snapshot older
+    than it cannot be continued (a gap, fetch another), a newer one can."""
+    harness = Harness()
+    harness.feed.books.want(BTC, "XBTUSDTM")
+    harness.feed.books.attach("XBTUSDTM", SOURCE)
+    for frame in (level2(11, "100.0,buy,6"), level2(12, "60000.0,buy,-5"), level2(13, "99.0,buy,4")):
+        harness.feed.on_data(frame, 1.0, SOURCE)
+    older = harness.feed.books.apply_snapshot(snapshot(10, ((100.0, 5),), ((101.0, 4),)), "XBTUSDTM", 2.0)
+    newer = harness.feed.books.apply_snapshot(snapshot(12, ((100.0, 6),), ((101.0, 4),)), "XBTUSDTM", 3.0)
+    assert (older, newer, harness.feed.malformed, harness.feed.books.resync_counts()) == (
+        BookStatus.GAP, BookStatus.OK, 1, {BTC: 0})
+    assert harness.books.get(BTC, max_age_s=9.0).bids == ((100.0, 6), (99.0, 4))
 
 
 def test_feed_book_sequence_regression_after_live_deltas_resyncs():

@@ -5,11 +5,13 @@ Ladder (trading_market.py): asks 90000×5, 90000.5×10, 90001×100; bids 89999.5
 """
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from kucoin_sim.errors import SimError
-from kucoin_sim.events import Trade
+from kucoin_sim.events import TickerUpdate, Trade
 from kucoin_sim.trading import Trading
+from kucoin_sim.wsframes import event_payload
 from tests.sim.trading_market import T0, book_levels, make_market, make_trading, order_body
 
 XBT = "XBTUSDTM"
@@ -179,6 +181,22 @@ def test_market_order_without_liquidity_is_refused():
 
     assert (refused.value.http_status, refused.value.code) == (200, "300008")
     assert book_levels(market, XBT, "sell") == []
+
+
+def test_market_order_that_empties_a_side_pushes_no_ticker_without_a_price():
+    """KuCoin's ticker carries both best prices as price strings; the simulator used to push
+    ``"bestAskPrice": ""`` once a market order took the whole ask side. Now the match that empties
+    the side goes out on the execution topic only."""
+    market, trading = make_trading()
+    trading.place_order(order_body("buy", 115), T0)  # 5 + 10 + 100: the whole ask side
+    events = market.drain_events()
+    trades = [e for e in events if isinstance(e, Trade)]
+    tickers = [e for e in events if isinstance(e, TickerUpdate)]
+    pushed = [orjson.loads(event_payload(e, f"/contractMarket/ticker:{XBT}", "u"))["data"] for e in tickers]
+
+    assert [(t.price, t.size) for t in trades] == [("90000", 5), ("90000.5", 10), ("90001", 100)]
+    assert [(d["price"], d["bestBidPrice"], d["bestAskPrice"]) for d in pushed] == [
+        ("90000", "89999.5", "90000.5"), ("90000.5", "89999.5", "90001")]
 
 
 def test_duplicate_active_client_oid_is_refused_until_the_first_is_done():
