@@ -37,9 +37,9 @@ T = TypeVar("T")
 
 SIM_SEED = 1
 SIM_VOL_SCALE = 3.0  # a livelier simulated market so the demo trades within seconds
-PAPER_BALANCE_USDT = 10_000.0
 START_RETRY_FIRST_S = 0.5  # start-up steps refused for a moment are retried after this ...
 START_RETRY_MAX_S = 30.0  # ... doubling up to this
+DEFAULT_ENV_FILE = ".env"
 STOP_GRACE_S = 1.5  # after SIGINT/SIGTERM the loop gets this long before queued calls are dropped
 WS_ENABLED = "WebSocket API: ENABLED (Real-time market data)"
 WS_DISABLED = "WebSocket API: DISABLED (market data over REST polling)"
@@ -51,7 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="run offline against a local simulated KuCoin Futures (kucoin_sim) in-process")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop cleanly after this many seconds")
     p.add_argument("--once", action="store_true", help="run one scan cycle and exit")
-    p.add_argument("--env-file", default=".env", help="settings file (default .env; the environment wins)")
+    p.add_argument("--env-file", help="settings file (default .env, which may be absent; a file named "
+                                      "here must exist; the environment wins)")
     p.add_argument("--seed", type=int, default=SIM_SEED, help="simulator seed with --simulate (default 1)")
     args = p.parse_args(argv)
     if args.duration is not None and args.duration <= 0:
@@ -118,7 +119,7 @@ def make_broker(client: KuCoinClient, settings: Settings, journal: Journal, mode
         ticker = client.get_ticker(symbol)
         return ticker["bid"], ticker["ask"]
 
-    broker = PaperBroker(quote, contracts, balance_usdt=PAPER_BALANCE_USDT, journal=journal)
+    broker = PaperBroker(quote, contracts, balance_usdt=settings.paper_balance_usdt, journal=journal)
     if broker.restore():
         log.info("paper account restored from the journal")
     return broker
@@ -251,13 +252,20 @@ def run(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    env_file = args.env_file or DEFAULT_ENV_FILE
     try:
-        settings = load_settings(dotenv_path=args.env_file)
+        if args.env_file is not None and not os.path.isfile(env_file):
+            raise ConfigError(f"--env-file {env_file}: no such file")
+        settings = load_settings(dotenv_path=env_file)
+        if not args.simulate and not settings.dry_run and not settings.has_credentials:
+            raise ConfigError("DRY_RUN=false asks for live trading, but KUCOIN_API_KEY, KUCOIN_API_SECRET "
+                              "and KUCOIN_API_PASSPHRASE are not set: set them, or set DRY_RUN=true "
+                              "for paper trading", variable="DRY_RUN")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    exposed = env_file_warning(args.env_file)
+    exposed = env_file_warning(env_file)
     if exposed is not None:
         log.warning("%s", exposed)
     stop = threading.Event()

@@ -41,6 +41,7 @@ class Settings:
     futures_url: str = DEFAULT_FUTURES_URL
     enable_websocket: bool = True
     dry_run: bool = True  # paper trading unless explicitly set to false (and keys are given)
+    paper_balance_usdt: float = 10_000.0  # the paper account's starting balance
     # universe
     symbols: tuple[str, ...] = ()  # empty: every active USDT-margined perpetual above the floor
     min_volume_usdt: float = 10_000_000.0  # 24 h turnover floor for the universe
@@ -153,6 +154,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "KUCOIN_FUTURES_URL": ("futures_url", _url),
     "ENABLE_WEBSOCKET": ("enable_websocket", _bool),
     "DRY_RUN": ("dry_run", _bool),
+    "PAPER_BALANCE_USDT": ("paper_balance_usdt", _number(0, 1e12, low_open=True)),
     "SYMBOLS": ("symbols", _symbols),
     "MIN_VOLUME_USDT": ("min_volume_usdt", _number(0, 1e15)),
     "MAX_SYMBOLS": ("max_symbols", _integer(1, 500)),

@@ -34,6 +34,7 @@ RESOLVE_INTERVAL_S = 2.0  # orders whose outcome is not known are looked up this
 SYNC_INTERVAL_S = 15.0  # the exchange's positions are re-read this often
 EXIT_RETRY_S = 5.0  # after an exit was refused, wait this long (and re-read positions) first
 GUARD_JOIN_S = 3.0
+SCAN_LOG_INTERVAL_S = 15.0  # at most one "scan:" line this often
 HISTORY_CANDLES = 300  # candles the strategy sees
 # A market order can fill a few ticks worse than the quote it was sized on; sizing against all
 # the free margin then meets 300003 (insufficient balance). Leave this share of it unused.
@@ -169,6 +170,9 @@ class Trader:
         self._next_sync = 0.0
         self._next_resolve = 0.0
         self._outage = OutageLog()
+        self._next_scan_log = 0.0
+        self._scan_signals = 0
+        self._scan_oldest_s: float | None = None
 
     @property
     def blocked(self) -> set[str]:
@@ -268,6 +272,9 @@ class Trader:
         """Scan every scan_interval_s in this thread while a protection thread watches exits every
         MONITOR_INTERVAL_S, until `stop`, the deadline, or after one scan with `once`."""
         deadline = None if duration_s is None else self.monotonic() + duration_s
+        log.info("trading %d symbols on %s candles, a scan every %gs, exits checked every %gs; "
+                 "stop with Ctrl-C (or SIGTERM)", len(self.universe), self.settings.timeframe,
+                 self.settings.scan_interval_s, MONITOR_INTERVAL_S)
         finished = threading.Event()
         guard = threading.Thread(target=self._protect_loop, args=(finished,), name="bot-protect",
                                  daemon=True)
@@ -333,6 +340,8 @@ class Trader:
         """Decide on every symbol of the universe; enter where the strategy and risk agree."""
         equity, free = self._equity()
         self._update_risk(equity)
+        self._scan_signals, self._scan_oldest_s = 0, None
+        scanned = entries = 0
         for symbol in self.universe:
             if stop is not None and stop.is_set():
                 return
@@ -344,8 +353,11 @@ class Trader:
                 self.stats.scan_errors += 1
                 log.warning("scan %s: %s", symbol, exc)
                 continue
+            scanned += 1
             if entered:
+                entries += 1
                 equity, free = self._equity()
+        self._log_scan(scanned, self._scan_signals, entries, self._scan_oldest_s)
 
     def _scan_symbol(self, symbol: str, equity: float, free: float) -> bool:
         rows = self.client.get_ohlcv(symbol, self.settings.timeframe, limit=HISTORY_CANDLES)
@@ -357,12 +369,15 @@ class Trader:
         if action.kind is ActionKind.EXIT and holding is not None:
             self.exit(symbol, f"strategy: {action.reason}")
         elif action.is_entry:
+            self._scan_signals += 1
             return self._maybe_enter(symbol, action, equity, free)
         return False
 
     def _maybe_enter(self, symbol: str, action: Action, equity: float, free: float) -> bool:
         ticker = self.client.get_ticker(symbol)
         age_s = None if ticker.get("timestamp") is None else max(0.0, self.wall_clock() - ticker["timestamp"] / 1000)
+        if age_s is not None:
+            self._scan_oldest_s = age_s if self._scan_oldest_s is None else max(self._scan_oldest_s, age_s)
         with self._lock:
             open_symbols = set(self.holdings) | self._unresolved | self._busy
         ok, reason = entry_allowed(symbol, open_symbols=open_symbols, state=self.risk_state,
@@ -419,9 +434,11 @@ class Trader:
         self._save_protection(symbol, holding)
         self.stats.entries += 1
         self.stats.opened.append(symbol)
-        log.info("opened %s %s %d lots at %s (stop %.6g, take profit %s)", holding.side, symbol, filled,
-                 fill, exits.stop_price if exits else float("nan"),
-                 _fmt(exits.take_profit_price if exits else None))
+        notional = filled * self._contract_size(symbol) * fill
+        log.info("opened %s %s %d lots at %s: notional %.2f USDT, margin %.2f USDT at %dx (stop %.6g, "
+                 "take profit %s)", holding.side, symbol, filled, fill, notional,
+                 notional / self._leverage(symbol), self._leverage(symbol),
+                 exits.stop_price if exits else float("nan"), _fmt(exits.take_profit_price if exits else None))
 
     # -- protection ----------------------------------------------------------------------------
     def monitor(self) -> None:
@@ -489,7 +506,12 @@ class Trader:
             return
         self.journal.delete_protection(symbol)
         self.stats.exits += 1
-        log.info("closed %s (%s) at %s", symbol, reason, price)
+        exit_price = float(price or 0)
+        sign = 1.0 if holding.side == "long" else -1.0
+        size = filled * self._contract_size(symbol)
+        log.info("closed %s %s (%s): %d lots at %s, notional %.2f USDT, gross PnL %+.2f USDT", holding.side,
+                 symbol, reason, filled, price, size * exit_price,
+                 sign * size * (exit_price - holding.entry_price) if exit_price else float("nan"))
 
     def _forget(self, symbol: str) -> None:
         with self._lock:
@@ -608,6 +630,37 @@ class Trader:
     def _save_protection(self, symbol: str, holding: Holding) -> None:
         if holding.exits is not None:
             self.journal.save_protection(_protection(symbol, holding.entry_oid, holding.exits, holding.atr))
+
+    def _contract_size(self, symbol: str) -> float:
+        return float(self.client.markets[symbol]["contractSize"])
+
+    def _leverage(self, symbol: str) -> int:
+        return effective_leverage(self.settings.leverage, self.client.markets[symbol]["limits"]["leverage"]["max"])
+
+    # -- what the bot is doing ------------------------------------------------------------------
+    def _log_scan(self, scanned: int, signals: int, entered: int, oldest_age_s: float | None) -> None:
+        """One INFO line a scan (at most one every SCAN_LOG_INTERVAL_S): what was scanned and
+        decided, the open positions with their unrealised PnL, and the oldest data seen."""
+        now = self.monotonic()
+        if now < self._next_scan_log:
+            return
+        self._next_scan_log = now + SCAN_LOG_INTERVAL_S
+        with self._lock:
+            held = list(self.holdings.items())
+        parts = []
+        for symbol, holding in held:
+            try:
+                ticker = self.client.get_ticker(symbol)
+            except KuCoinError:
+                parts.append(f"{symbol} {holding.side} {holding.contracts} (no price)")
+                continue
+            last = ticker.get("last") or ticker.get("bid") or 0.0
+            sign = 1.0 if holding.side == "long" else -1.0
+            upnl = sign * holding.contracts * self._contract_size(symbol) * (last - holding.entry_price)
+            parts.append(f"{symbol} {holding.side} {holding.contracts} uPnL {upnl:+.2f}")
+        age = "n/a" if oldest_age_s is None else f"{oldest_age_s:.1f}s"
+        log.info("scan: %d symbols, %d signals, %d entered; open %d/%d%s; oldest data %s", scanned, signals,
+                 entered, len(held), self.limits.max_open_positions, f" ({'; '.join(parts)})" if parts else "", age)
 
     # -- account -------------------------------------------------------------------------------
     def _equity(self) -> tuple[float, float]:

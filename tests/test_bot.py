@@ -124,3 +124,42 @@ def test_paper_mode_on_live_data_sends_no_order(tmp_path: Path) -> None:
     opened = int(proc.stdout.split("positions opened: ")[1].split()[0])
     filled = _journal_rows(tmp_path / "journal.sqlite3", "SELECT COUNT(*) FROM intents WHERE status = 'filled'")
     assert filled == [(opened,)] and opened >= 1
+
+
+def test_a_named_env_file_must_exist(tmp_path: Path, capsys) -> None:
+    import bot
+
+    missing = tmp_path / "nope.env"
+    assert bot.main(["--env-file", str(missing), "--once"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --env-file {missing}: no such file"]
+
+
+def test_live_without_keys_is_refused_not_quietly_paper(tmp_path: Path, capsys, monkeypatch) -> None:
+    import bot
+
+    for name in ("KUCOIN_API_KEY", "KUCOIN_API_SECRET", "KUCOIN_API_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DRY_RUN", "false")
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    assert bot.main(["--env-file", str(empty), "--once"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: DRY_RUN=false asks for live trading") and "DRY_RUN=true" in err
+
+
+def test_paper_balance_is_a_setting(tmp_path: Path) -> None:
+    import bot
+    from config import load_settings
+    from journal import Journal
+    from paper import PaperBroker
+
+    class Client:  # only what make_broker reads
+        markets = {"BTC/USDT:USDT": {"settle": "USDT", "linear": True, "contractSize": 0.001, "taker": 0.0006,
+                                     "precision": {"amount": 1}, "limits": {"leverage": {"max": 125}}}}
+
+    settings = load_settings({"PAPER_BALANCE_USDT": "2500"}, dotenv_path=None)
+    with Journal(str(tmp_path / "j.sqlite3")) as journal:
+        broker = bot.make_broker(Client(), settings, journal, "paper")
+        assert isinstance(broker, PaperBroker)
+        assert broker.get_balance()["USDT"]["total"] == 2500.0

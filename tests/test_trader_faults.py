@@ -272,3 +272,18 @@ def test_an_outage_is_logged_at_its_start_with_growing_reminders_and_at_its_end(
     assert outage.recovered(400.0) == "exchange reachable again after 6m40s (400 failed calls)"
     assert outage.recovered(401.0) is None and not outage.down
     assert outage.failed("monitor: 503", 500.0).startswith("exchange unreachable (monitor: 503)")
+
+
+def test_a_scan_says_what_it_did_and_trades_say_their_notional(env, caplog) -> None:
+    sim, settings, client = env
+    trader = _trader(client, settings)
+    with caplog.at_level(logging.INFO, logger="trader"):
+        trader.scan()
+    lines = [r.getMessage() for r in caplog.records if r.name == "trader"]
+    opened = next(line for line in lines if line.startswith("opened long BTC/USDT:USDT"))
+    lots, price = trader.holdings[BTC].contracts, trader.holdings[BTC].entry_price
+    assert f"notional {lots * 0.001 * price:.2f} USDT" in opened and "margin" in opened
+    scan = next(line for line in lines if line.startswith("scan:"))
+    assert scan.startswith("scan: 1 symbols, 1 signals, 1 entered; open 1/1 (BTC/USDT:USDT long ")
+    assert "uPnL" in scan and "oldest data" in scan
+    trader.journal.close()
