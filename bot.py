@@ -219,6 +219,7 @@ def run(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> 
         try:
             retry_transient("connecting", client.start, stop, retry=exchange_busy)
         except StartAborted:
+            log.info("stopped during start-up")
             return 0
         except (TransportError, AuthError) as exc:
             what = "rejected our API key" if isinstance(exc, AuthError) else "is unreachable"
@@ -227,7 +228,12 @@ def run(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> 
                   file=sys.stderr)
             return 1
         log.info(WS_ENABLED if settings.enable_websocket else WS_DISABLED)
-        universe = pick_universe(client, settings)
+        try:  # a stop now closes the client under it: that is a stop, not an error
+            universe = retry_transient("reading the markets", lambda: pick_universe(client, settings), stop,
+                                       retry=_after_start_transient)
+        except StartAborted:
+            log.info("stopped during start-up")
+            return 0
         if not universe:
             print("error: no market matches SYMBOLS / MIN_VOLUME_USDT", file=sys.stderr)
             return 2

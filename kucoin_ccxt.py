@@ -149,9 +149,18 @@ class ResponseTap:
     attribute per exchange object, which our worker threads would race on.
     """
 
-    def __init__(self, inner: Callable[..., Any]) -> None:
+    def __init__(self, inner: Callable[..., Any], *, sees_sends: bool = True) -> None:
         self._inner = inner
         self._local = threading.local()
+        self._sees_sends = sees_sends  # False: sending() is never called, so every call may have sent
+
+    def sending(self) -> None:
+        """Note that this thread's call is about to put a request on the wire."""
+        self._local.sent = True
+
+    def sent(self) -> bool:
+        """Whether this thread's call may have sent a request since ``reset()``."""
+        return getattr(self._local, "sent", False) or not self._sees_sends
 
     def __call__(self, code: int, reason: str, url: str, method: str, response_headers: Any,
                  response_body: str, request_headers: Any, request_body: Any) -> Any:
@@ -160,8 +169,9 @@ class ResponseTap:
                            request_headers, request_body)
 
     def reset(self) -> None:
-        """Forget this thread's last response (call before each ccxt call)."""
+        """Forget this thread's last response and sending (call before each ccxt call)."""
         self._local.response = None
+        self._local.sent = False
 
     def record(self, http_status: int, headers: Mapping[str, str], body: bytes) -> None:
         """Remember a response received outside ccxt on this thread (the lean public GETs)."""
@@ -173,12 +183,22 @@ class ResponseTap:
 
     @classmethod
     def install(cls, exchange: Any) -> ResponseTap:
-        """Hook a tap into ``exchange`` (idempotent) and return it."""
+        """Hook a tap into ``exchange`` (idempotent) and return it: its responses, and the moment
+        a request is about to leave (ccxt's ``fetch``, through which every request goes)."""
         current = exchange.on_rest_response
         if isinstance(current, cls):
             return current
-        tap = cls(current)
+        fetch = getattr(exchange, "fetch", None)  # None: not a ccxt exchange (a test's fake)
+        tap = cls(current, sees_sends=fetch is not None)
         exchange.on_rest_response = tap
+        if fetch is None:
+            return tap
+
+        def tapped_fetch(*args: Any, **kwargs: Any) -> Any:
+            tap.sending()
+            return fetch(*args, **kwargs)
+
+        exchange.fetch = tapped_fetch
         return tap
 
 
@@ -326,14 +346,17 @@ def map_ccxt_errors(
     places_order: bool = False,
     client_oid: str | None = None,
     response: Callable[[], HttpResponse | None] = lambda: None,
+    sent: Callable[[], bool] = lambda: True,
 ) -> Iterator[None]:
     """Turn ccxt exceptions raised in the block into ours, ``raise ... from exc``.
 
-    For an order operation any unexpected exception also becomes ``OrderOutcomeUnknown``: a
-    parse failure after KuCoin accepted the order must not look like "not placed".
+    For an order operation an unexpected exception once the request may have left becomes
+    ``OrderOutcomeUnknown``: a parse failure after KuCoin accepted the order must not look like
+    "not placed". Before anything left it is ``InvalidArgument``: nothing was sent.
 
     Args:
         response: returns the HTTP response of the failed call, if any (``ResponseTap.last``).
+        sent: whether a request may have left (``ResponseTap.sent``); unknown counts as sent.
     """
     try:
         yield
@@ -345,5 +368,8 @@ def map_ccxt_errors(
     except Exception as exc:
         if not places_order:
             raise
+        if not sent():
+            raise InvalidArgument(f"{operation}: {type(exc).__name__} before sending (nothing was sent): "
+                                  f"{exc}"[:MAX_MESSAGE_CHARS]) from exc
         raise OrderOutcomeUnknown(f"{operation}: {type(exc).__name__} after sending; look the order up "
                                   f"by clientOid {client_oid}", client_oid=client_oid) from exc

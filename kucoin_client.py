@@ -128,6 +128,7 @@ class KuCoinClient:
         self._clock = clock
         self._wall_clock = wall_clock
         self._lock = threading.Lock()  # lifecycle and the subscribed set
+        self._start_lock = threading.Lock()  # one start at a time
         self._started = False
         self._closed = False
         self._subscribed: set[tuple[str, ...]] = set()
@@ -170,15 +171,21 @@ class KuCoinClient:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> KuCoinClient:
         """Load the markets and start the WebSocket thread (done lazily by the first call)."""
-        with self._lock:
-            if self._closed:
-                raise ClientClosed("KuCoinClient is closed")
-            if self._started:
-                return self
+        # Starts are serialised by their own lock, not the lifecycle one: close() must not wait
+        # for a start queued behind a rate-limit reset; it fails that start with ClientClosed.
+        with self._start_lock:
+            with self._lock:
+                if self._closed:
+                    raise ClientClosed("KuCoinClient is closed")
+                if self._started:
+                    return self
             self._gateway.start()
-            if self._ws is not None and self._ws.state is WsState.NEW:  # an injected one may run
-                self._ws.start()
-            self._started = True
+            with self._lock:
+                if self._closed:
+                    raise ClientClosed("KuCoinClient is closed")
+                if self._ws is not None and self._ws.state is WsState.NEW:  # an injected one may run
+                    self._ws.start()
+                self._started = True
         return self
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import concurrent.futures
 import enum
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -201,36 +202,42 @@ class RestGateway:
         self._tap: ResponseTap | None = None
         self._public: PublicRest | None = None  # lean public GETs (rest_get), built at start()
         self._state = State.NEW
+        self._state_lock = threading.Lock()  # state transitions (never held across a call)
 
     def __repr__(self) -> str:
         return f"RestGateway(state={self._state.value})"
 
     # -- Lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        """Prepare the exchange and load the markets (HIGH priority). Idempotent."""
-        if self._state is State.CLOSED:
-            raise ClientClosed("RestGateway is closed")
-        if self._state is State.RUNNING:
-            return
-        tap = self._tap = prepare_exchange(self._exchange)
-        self._public = _lean_public_client(self._exchange, tap)
-        try:
-            self._executor.start()
-        except SchedulerClosed as exc:
-            raise ClientClosed("RestGateway: its executor is closed") from exc
-        self._state = State.RUNNING
+        """Prepare the exchange and load the markets (HIGH priority). Idempotent. A close() from
+        another thread fails a start still queued (behind a rate-limit reset) with ClientClosed."""
+        with self._state_lock:
+            if self._state is State.CLOSED:
+                raise ClientClosed("RestGateway is closed")
+            if self._state is State.RUNNING:
+                return
+            tap = self._tap = prepare_exchange(self._exchange)
+            self._public = _lean_public_client(self._exchange, tap)
+            try:
+                self._executor.start()
+            except SchedulerClosed as exc:
+                raise ClientClosed("RestGateway: its executor is closed") from exc
+            self._state = State.RUNNING
         try:
             self.call(Priority.HIGH, "load_markets", methodcaller("load_markets", True, LOAD_MARKETS_PARAMS))
         except BaseException:
-            self._state = State.NEW
+            with self._state_lock:
+                if self._state is State.RUNNING:  # not closed meanwhile: a later start may try again
+                    self._state = State.NEW
             raise
         log.info("REST gateway started: %d markets", len(self._exchange.markets))
 
     def close(self) -> None:
         """Fail queued calls with ``ClientClosed``; close the executor if the gateway owns it."""
-        if self._state is State.CLOSED:
-            return
-        self._state = State.CLOSED
+        with self._state_lock:
+            if self._state is State.CLOSED:
+                return
+            self._state = State.CLOSED
         if self._owns_executor:
             self._executor.close()
         if self._public is not None:
@@ -313,7 +320,7 @@ class RestGateway:
         tap.reset()
         try:
             with map_ccxt_errors(operation, places_order=places_order, client_oid=client_oid,
-                                 response=tap.last):
+                                 response=tap.last, sent=tap.sent):
                 return fn(self._exchange)
         finally:
             self._observe(pool, tap.last())

@@ -337,3 +337,27 @@ def test_every_endpoint_of_the_table_is_served_by_the_simulator():
 
     served = {(r.method, r.path): r.weight for r in [*BULLETS, *PUBLIC, *PRIVATE]}
     assert {(e.method, e.path): e.weight for e in ENDPOINTS.values()}.items() <= served.items()
+
+
+def test_an_order_call_failing_before_any_request_left_is_not_an_unknown_outcome(sim):
+    # "outcome unknown" means a request may have left; a failure before that sent nothing.
+    def fails_before_sending(exchange: Any) -> None:
+        raise AttributeError("'int' object has no attribute 'encode'")
+
+    def fails_after_sending(exchange: Any) -> None:
+        exchange.fetch_time()  # a request leaves (and is answered)
+        raise KeyError("orderId")  # then the answer cannot be read
+
+    gateway = start_gateway(sim)
+    try:
+        with pytest.raises(InvalidArgument, match="before sending") as before:
+            gateway.call(Priority.CRITICAL, "create_order", fails_before_sending, places_order=True,
+                         client_oid="cid-before")
+        with pytest.raises(OrderOutcomeUnknown) as after:
+            gateway.call(Priority.CRITICAL, "create_order", fails_after_sending, places_order=True,
+                         client_oid="cid-after")
+    finally:
+        gateway.close()
+    assert isinstance(before.value.__cause__, AttributeError)
+    assert after.value.client_oid == "cid-after" and isinstance(after.value.__cause__, KeyError)
+    assert sim.request_count("POST", "/api/v1/orders") == 0

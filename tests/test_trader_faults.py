@@ -234,16 +234,52 @@ def test_stop_is_prompt_while_a_call_waits_for_a_rate_limit_reset(tmp_path, monk
             wait_until(lambda: len(sim.orders()) == 1, TIMEOUT_S * 4, what="the first entry")
             # The next balance read is answered 429 with the futures pool reported exhausted for
             # its 30 s window; the scan after it queues its balance read until the reset.
+            failed = sim.call(lambda: sim.faults.failed)
             sim.fail_next("GET", "/api/v1/account-overview", status=429, rate_headers=True)
-            with called:
+            wait_until(lambda: sim.call(lambda: sim.faults.failed) > failed, TIMEOUT_S * 2,
+                       what="the 429")
+            with called:  # a balance read started after the 429 was answered: it waits
                 seen = len(balance_calls)
-                assert called.wait_for(lambda: len(balance_calls) >= seen + 2, TIMEOUT_S * 2)
+                assert called.wait_for(lambda: len(balance_calls) > seen, TIMEOUT_S * 2)
         finally:
             started = time.monotonic()
             stop.set()
             runner.join(40)
         took_s = time.monotonic() - started
     assert result == [0] and took_s < 5.0, f"stopped in {took_s:.1f}s"
+
+
+def test_stop_is_prompt_while_the_start_waits_for_a_rate_limit_reset(tmp_path, caplog, monkeypatch) -> None:
+    # The markets read is answered 429 with the public pool exhausted for 30 s: the retried start
+    # queues behind the reset. Before the fix close() waited for that start (~30 s).
+    clients: list[KuCoinClient] = []
+    real_start = KuCoinClient.start
+
+    def recorded_start(self):
+        clients.append(self)
+        return real_start(self)
+
+    monkeypatch.setattr(KuCoinClient, "start", recorded_start)
+    with Simulator(seed=5, vol_scale=3.0) as sim:
+        sim.fail_next("GET", "/api/v1/contracts/active", status=429, rate_headers=True)
+        stop = threading.Event()
+        result: list[int] = []
+        runner = threading.Thread(target=lambda: result.append(
+            bot.run(_args(), _live_settings(sim, tmp_path), stop)))
+        with caplog.at_level(logging.INFO, logger="bot"):
+            runner.start()
+            try:
+                wait_until(lambda: len(clients) >= 2, TIMEOUT_S * 2, what="the retried start")
+                wait_until(lambda: clients[-1].health()["queue_depths"]["HIGH"] == 1, TIMEOUT_S,
+                           what="the markets read queued behind the reset")
+            finally:
+                started = time.monotonic()
+                stop.set()
+                runner.join(40)
+            took_s = time.monotonic() - started
+        assert sim.orders() == []
+    assert result == [0] and took_s < 5.0, f"stopped in {took_s:.1f}s"
+    assert any(r.getMessage() == "stopped during start-up" for r in caplog.records)
 
 
 def test_entry_whose_fill_is_unread_is_still_protected(env) -> None:
