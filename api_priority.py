@@ -152,7 +152,7 @@ class PriorityExecutor:
         with self._lock:
             started = self._start_locked()
         if started:
-            log.info("started %s with %d workers", self._name, self._workers)
+            log.debug("started %s with %d workers", self._name, self._workers)
 
     def close(self, *, cancel_pending: bool = True, timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S) -> None:
         """Stop accepting calls, fail or finish the queued ones, and join the workers.
@@ -170,7 +170,9 @@ class PriorityExecutor:
             threads = list(self._threads)
             self._changed_locked()
         if first_close:
-            log.info("closing %s: %d queued calls dropped", self._name, len(dropped))
+            # Calls dropped are news (a stop cut them short); a quiet close is internal.
+            log.log(logging.INFO if dropped else logging.DEBUG, "closing %s: %d queued calls dropped",
+                    self._name, len(dropped))
         for job in dropped:
             if job.future.set_running_or_notify_cancel():
                 job.future.set_exception(SchedulerClosed(f"{self._name} closed before {job.label} started"))
@@ -229,7 +231,7 @@ class PriorityExecutor:
             self._depths[priority] += 1
             self._changed_locked()
         if started:
-            log.info("started %s with %d workers", self._name, self._workers)
+            log.debug("started %s with %d workers", self._name, self._workers)
         return future
 
     # -- Rate-limit feedback -------------------------------------------------------------------

@@ -12,6 +12,7 @@ journal, print a summary and exit 0.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -23,6 +24,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from config import ConfigError, Settings, env_file_warning, load_settings
 from journal import Journal, summary
 from kucoin_client import KuCoinClient
@@ -30,7 +34,7 @@ from kucoin_errors import (
     AuthError, ClientClosed, InvalidArgument, KuCoinError, ProtocolError, TransportError, exchange_busy,
 )
 from paper import PaperBroker, PaperContract
-from trader import Trader
+from trader import HISTORY_CANDLES, Trader
 
 log = logging.getLogger("bot")
 T = TypeVar("T")
@@ -43,6 +47,22 @@ DEFAULT_ENV_FILE = ".env"
 STOP_GRACE_S = 1.5  # after SIGINT/SIGTERM the loop gets this long before queued calls are dropped
 WS_ENABLED = "WebSocket API: ENABLED (Real-time market data)"
 WS_DISABLED = "WebSocket API: DISABLED (market data over REST polling)"
+# What each KuCoin auth refusal (protocol notes section 3.4, codes 4000xx) says about the settings.
+# ccxt signs with key version 2, whose KC-API-PASSPHRASE is the passphrase signed with the
+# secret, so KuCoin checks that header before the signature: a wrong secret fails as 400004
+# ("Invalid KC-API-PASSPHRASE") exactly like a wrong passphrase, and 400005 is rarely seen.
+AUTH_HINTS = {
+    "400001": "a signed header was missing: set all of KUCOIN_API_KEY, KUCOIN_API_SECRET and KUCOIN_API_PASSPHRASE",
+    "400002": "this machine's clock is more than 5 s away from KuCoin's: set the clock right (NTP)",
+    "400003": "KuCoin does not know KUCOIN_API_KEY: check it (a sandbox key fails on the live site and the other "
+              "way round)",
+    "400004": "KUCOIN_API_SECRET or KUCOIN_API_PASSPHRASE is wrong (KuCoin checks the passphrase signed with "
+              "the secret, so a wrong secret shows as a wrong passphrase)",
+    "400005": "KUCOIN_API_SECRET is wrong (the request signature does not match)",
+    "400006": "this machine's IP address is not in the API key's IP whitelist",
+    "400007": "the API key lacks a permission the bot needs (General and Futures trading)",
+    "411100": "the KuCoin account is frozen",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -96,16 +116,28 @@ def pick_universe(client: KuCoinClient, settings: Settings) -> list[str]:
 
 
 def backfill(client: KuCoinClient, universe: list[str], timeframe: str) -> None:
-    """Subscribe every symbol at once (one wait for all), then read its history once, with a
-    progress bar on stderr. A symbol whose data did not arrive in time is read from REST."""
-    prefetched = client.prefetch(universe, timeframes=(timeframe,))
-    log.info("market data: %d of %d symbols in the WebSocket cache", len(prefetched.ready), len(universe))
-    for i, symbol in enumerate(universe, 1):
-        client.get_ohlcv(symbol, timeframe, limit=300)
-        done = int(30 * i / len(universe))
-        sys.stderr.write(f"\rBackfilling {timeframe} candles [{'#' * done}{'.' * (30 - done)}] {i}/{len(universe)}")
-        sys.stderr.flush()
-    sys.stderr.write("\n")
+    """Subscribe every symbol at once (one wait for all), then read its history once; a symbol
+    whose data did not arrive in time is read from REST. A progress bar on stderr covers both
+    waits when stderr is a terminal (none in a log file or a pipe); one INFO line sums it up."""
+    t0 = time.monotonic()
+    sources: collections.Counter[str] = collections.Counter()
+    # disable=None: no bar, hence no carriage return, unless stderr is a terminal. While a bar
+    # is drawn, log lines are written above it instead of through it.
+    with tqdm(total=len(universe), desc="waiting for market data", unit="symbol", file=sys.stderr,
+              disable=None, leave=False) as bar, \
+            (contextlib.nullcontext() if bar.disable else logging_redirect_tqdm()):
+        client.prefetch(universe, timeframes=(timeframe,), on_symbol_done=lambda _symbol: bar.update())
+        bar.set_description(f"reading {timeframe} history", refresh=False)
+        bar.reset()
+        for symbol in universe:
+            sources[client.get_ohlcv(symbol, timeframe, limit=HISTORY_CANDLES).source] += 1
+            bar.update()
+    elapsed_s = time.monotonic() - t0
+    if client.websocket is None:
+        log.info("backfill: %d symbols in %.1fs from REST", len(universe), elapsed_s)
+    else:
+        log.info("backfill: %d symbols in %.1fs (%d from the WebSocket, %d from REST)", len(universe),
+                 elapsed_s, sources["websocket"], sources["rest"])
 
 
 def make_broker(client: KuCoinClient, settings: Settings, journal: Journal, mode: str) -> Any:
@@ -156,6 +188,28 @@ def _after_start_transient(exc: BaseException) -> bool:
     return isinstance(exc, (TransportError, ProtocolError)) or exchange_busy(exc)
 
 
+def auth_hint(exc: AuthError) -> str:
+    """Which setting a KuCoin auth refusal most likely points at (one sentence, no secret in it)."""
+    hint = AUTH_HINTS.get(exc.code or "")
+    if hint is None:
+        return f"check KUCOIN_API_KEY, KUCOIN_API_SECRET and KUCOIN_API_PASSPHRASE ({exc})"
+    return f"{hint} (KuCoin code {exc.code})"
+
+
+def connect(client: KuCoinClient, settings: Settings, mode: str) -> None:
+    """Load the markets, check the API keys (when set) with one private call, then start the
+    WebSocket: bad keys are reported before a socket opens or a symbol is subscribed. Paper
+    trading needs no keys, so there refused keys are a warning; elsewhere the AuthError ends the run."""
+    if settings.has_credentials:
+        try:
+            client.check_credentials()
+        except AuthError as exc:
+            if mode != "paper":
+                raise
+            log.warning("the API keys were refused (paper trading needs none, so it goes on): %s", auth_hint(exc))
+    client.start()
+
+
 def close_on_stop(stop: threading.Event, finished: threading.Event, client: KuCoinClient) -> threading.Thread:
     """After SIGINT/SIGTERM, give the run STOP_GRACE_S to end by itself, then close the client:
     queued REST calls (a scan waiting out a rate-limit reset) fail with ClientClosed at once, so
@@ -171,15 +225,17 @@ def close_on_stop(stop: threading.Event, finished: threading.Event, client: KuCo
     return thread
 
 
-def print_summary(trader: Trader | None, journal: Journal | None, client: KuCoinClient | None,
-                  since_ms: int, mode: str) -> None:
-    if trader is None or journal is None or client is None:
-        return
+def summary_text(trader: Trader, journal: Journal, client: KuCoinClient, since_ms: int, mode: str) -> str:
+    """The end-of-run summary (read before the client closes: open positions are marked at the
+    last price)."""
     counts = dict(client.source_counts)
     s = summary(journal, since_ms=since_ms, source_counts=counts)
     ws_share = "n/a" if s.ws_share is None else f"{s.ws_share:.0%}"
+    start = trader.stats.starting_equity
     lines = [
         f"=== Summary ({mode}) ===",
+        f"starting equity: {'n/a' if start is None else f'{start:.2f} USDT'}   "
+        f"unrealised PnL of open positions: {_open_pnl_text(trader.open_pnl())}",
         f"positions opened: {trader.stats.entries} ({', '.join(trader.stats.opened) or 'none'}); "
         f"closed: {trader.stats.exits}; still open: {len(trader.holdings)}",
         f"round trips: {s.trades}   realised PnL: {s.realised_pnl:.4f} USDT   fees: {s.fees:.4f} USDT   "
@@ -190,13 +246,20 @@ def print_summary(trader: Trader | None, journal: Journal | None, client: KuCoin
         f"orders rejected: {trader.stats.rejected}, outcome unknown: {trader.stats.unknown} "
         f"(resolved by lookup: {trader.stats.resolved}); failed exchange calls: {trader.stats.scan_errors}",
     ]
-    print("\n".join(lines), flush=True)
+    return "\n".join(lines)
+
+
+def _open_pnl_text(held: list[tuple[str, str, int, float | None]]) -> str:
+    if not held:
+        return "0.00 USDT (no open position)"
+    known = [upnl for _symbol, _side, _contracts, upnl in held if upnl is not None]
+    text = f"{sum(known):+.2f} USDT on {len(held)} open position{'s' if len(held) > 1 else ''}"
+    return text if len(known) == len(held) else f"{text} ({len(held) - len(known)} without a price)"
 
 
 def run(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> int:
     mode = "simulate" if args.simulate else "live" if settings.live else "paper"
     started_ms = int(time.time() * 1000)
-    trader = journal = client = None
     with contextlib.ExitStack() as stack:
         if args.simulate:
             from kucoin_sim import Simulator
@@ -209,24 +272,27 @@ def run(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> 
             log.info("simulated KuCoin Futures on %s (seed %d)", sim.url, args.seed)
         if mode == "live":
             log.warning("LIVE TRADING: real orders with real money on %s (DRY_RUN=false)", settings.futures_url)
-        else:
-            log.info("mode: %s", mode)
         client = KuCoinClient.from_settings(settings)
         stack.callback(client.close)
         finished = threading.Event()
         stack.callback(finished.set)
         close_on_stop(stop, finished, client)
         try:
-            retry_transient("connecting", client.start, stop, retry=exchange_busy)
+            retry_transient("connecting", lambda: connect(client, settings, mode), stop, retry=exchange_busy)
         except StartAborted:
             log.info("stopped during start-up")
             return 0
-        except (TransportError, AuthError) as exc:
-            what = "rejected our API key" if isinstance(exc, AuthError) else "is unreachable"
-            print(f"error: KuCoin Futures at {settings.futures_url} {what}: {exc}. "
+        except AuthError as exc:
+            print(f"error: KuCoin Futures at {settings.futures_url} refused the API keys: {auth_hint(exc)}",
+                  file=sys.stderr)
+            return 1
+        except TransportError as exc:
+            print(f"error: KuCoin Futures at {settings.futures_url} is unreachable: {exc}. "
                   "Check the network and settings, or run offline with: python bot.py --simulate",
                   file=sys.stderr)
             return 1
+        if mode != "live":  # (live said so above, as a warning)
+            log.info("mode: %s", mode)
         log.info(WS_ENABLED if settings.enable_websocket else WS_DISABLED)
         try:  # a stop now closes the client under it: that is a stop, not an error
             universe = retry_transient("reading the markets", lambda: pick_universe(client, settings), stop,
@@ -252,7 +318,9 @@ def run(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> 
         trader.run(stop, duration_s=args.duration, once=args.once)
         finished.set()
         log.info("stopping: no new entries; closing the WebSocket and flushing the journal")
-        print_summary(trader, journal, client, started_ms, mode)
+        report = summary_text(trader, journal, client, started_ms, mode)
+    # Printed once the client, the WebSocket and the journal are closed: no log line follows it.
+    print(report, flush=True)
     return 0
 
 

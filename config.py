@@ -135,7 +135,9 @@ def _symbols(raw: str) -> tuple[str, ...]:
         base, _, rest = item.partition("/")
         quote, _, settle = rest.partition(":")
         if not (base and quote and settle):
-            raise ValueError(f"comma-separated ccxt symbols like BTC/USDT:USDT (got {item!r})")
+            # load_settings appends "(got <whole value>)"; name the bad item only when it is not all of it
+            which = f", and {item!r} is not one" if len(items) > 1 else ""
+            raise ValueError(f"comma-separated ccxt symbols like BTC/USDT:USDT{which}")
     return items
 
 

@@ -22,12 +22,9 @@ Messages are built from the operation, KuCoin's code and msg and the HTTP status
 headers (KC-API-KEY, -SIGN, -PASSPHRASE) never reach a message: ccxt does not put them in its
 exceptions, and its DEBUG log lines, which do print them, pass through ``RedactingLogger``.
 
-Two exceptions extend the tree here until they move into kucoin_errors.py::
-
-    ExchangeRejected
-    └── OrderNotFound       KuCoin 100001 error.getOrder.orderNotExist (or a cancel of an unknown id)
-    TransportError
-    └── OrderNotPlaced      an ambiguous order send, resolved by lookup: it was not placed
+``OrderNotFound`` (an ``ExchangeRejected``: KuCoin 100001, or a cancel of an unknown id) and
+``OrderNotPlaced`` (a ``TransportError``) live in kucoin_errors.py with the rest of the tree; they
+are re-exported here for existing ``from kucoin_ccxt import OrderNotFound`` imports.
 """
 from __future__ import annotations
 
@@ -42,6 +39,7 @@ from typing import Any
 import ccxt
 import orjson
 
+from kucoin_errors import OrderNotFound, OrderNotPlaced
 from kucoin_protocol import (
     AuthError,
     ExchangeRejected,
@@ -74,21 +72,6 @@ _TOKEN_RE = re.compile(r'("token"\s*:\s*")[^"]*(")')  # a bullet response's WebS
 HEADER_LIMIT = "gw-ratelimit-limit"  # pool quota (protocol notes section 5.2)
 HEADER_REMAINING = "gw-ratelimit-remaining"
 HEADER_RESET = "gw-ratelimit-reset"  # milliseconds until the pool's window resets
-
-
-class OrderNotFound(ExchangeRejected):
-    """KuCoin does not know the order (100001 ``error.getOrder.orderNotExist``)."""
-
-
-class OrderNotPlaced(TransportError):
-    """An order send failed ambiguously, and the lookup by ``client_oid`` proved it was not placed.
-
-    Definitive: sending a new order (with a new clientOid) cannot duplicate this one.
-    """
-
-    def __init__(self, message: str = "", *, client_oid: str | None = None) -> None:
-        super().__init__(message)
-        self.client_oid = client_oid
 
 
 # -- What we keep of a response ------------------------------------------------------------------

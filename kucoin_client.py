@@ -28,7 +28,23 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from api_priority import Priority
-from kucoin_errors import ClientClosed, InvalidArgument
+from kucoin_errors import (  # the error tree, re-exported: `from kucoin_client import NoPosition`
+    AuthError,
+    ClientClosed,
+    ConfigError,
+    ExchangeRejected,
+    InsufficientFunds,
+    InvalidArgument,
+    InvalidOrder,
+    KuCoinError,
+    NoPosition,
+    OrderNotFound,
+    OrderNotPlaced,
+    OrderOutcomeUnknown,
+    ProtocolError,
+    RateLimited,
+    TransportError,
+)
 from kucoin_health import DegradedLog, SourceCounts, health_report
 from kucoin_options import check_client_options, gil_switch_interval_s_of
 from kucoin_orders import OrderManager
@@ -53,7 +69,11 @@ from kucoin_unified import (
 from kucoin_websocket import KuCoinWebSocket
 from kucoin_websocket import State as WsState
 
-__all__ = ["OHLCV", "KuCoinClient", "PrefetchResult"]
+__all__ = [
+    "OHLCV", "AuthError", "ClientClosed", "ConfigError", "ExchangeRejected", "InsufficientFunds",
+    "InvalidArgument", "InvalidOrder", "KuCoinClient", "KuCoinError", "NoPosition", "OrderNotFound",
+    "OrderNotPlaced", "OrderOutcomeUnknown", "PrefetchResult", "ProtocolError", "RateLimited", "TransportError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +149,9 @@ class KuCoinClient:
         self._wall_clock = wall_clock
         self._lock = threading.Lock()  # lifecycle and the subscribed set
         self._start_lock = threading.Lock()  # one start at a time
+        # Held through a whole close: a second close() (the bot's stop watcher and its exit) returns
+        # only once the first has joined every thread. Reentrant for a close() from a callback.
+        self._close_lock = threading.RLock()
         self._started = False
         self._closed = False
         self._subscribed: set[tuple[str, ...]] = set()
@@ -188,16 +211,39 @@ class KuCoinClient:
                 self._started = True
         return self
 
+    def check_credentials(self) -> dict[str, Any]:
+        """Check the API keys with one private call (the balance) before anything else starts.
+
+        Loads the markets if needed but leaves the WebSocket alone (start() or the first
+        market-data call starts it), so bad keys are found before a socket opens or a
+        subscription is sent.
+
+        Returns:
+            The USDT balance, as get_balance("USDT").
+
+        Raises:
+            AuthError: the keys were refused (or none were given); its ``code`` is KuCoin's
+                (400003 unknown key, 400004 passphrase, 400005 signature, ...).
+            ClientClosed: after close().
+        """
+        with self._start_lock:
+            with self._lock:
+                if self._closed:
+                    raise ClientClosed("KuCoinClient is closed")
+            self._gateway.start()  # idempotent; a later start() does not load the markets again
+        return self._orders.get_balance("USDT")
+
     def close(self) -> None:
         """Stop the WebSocket, fail queued calls with ClientClosed, join every thread. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._orders.close()
-        if self._ws is not None:
-            self._ws.stop()
-        self._gateway.close()
+        with self._close_lock:
+            with self._lock:
+                if self._closed:
+                    return
+                self._closed = True
+            self._orders.close()
+            if self._ws is not None:
+                self._ws.stop()
+            self._gateway.close()
 
     def __enter__(self) -> KuCoinClient:
         return self.start()
@@ -295,12 +341,15 @@ class KuCoinClient:
         return order_book_to_ccxt(parse_rest_order_book(payload, received_at=self._clock()), limit)
 
     def prefetch(self, symbols: Iterable[str], *, timeframes: Iterable[str] = ("1m",), tickers: bool = True,
-                 order_books: bool = False, timeout_s: float = PREFETCH_TIMEOUT_S) -> PrefetchResult:
+                 order_books: bool = False, timeout_s: float = PREFETCH_TIMEOUT_S,
+                 on_symbol_done: Callable[[str], object] | None = None) -> PrefetchResult:
         """Subscribe the market data of many symbols at once, then wait once for it to arrive.
 
         One wait of at most `timeout_s` replaces a wait of up to FIRST_READ_WAIT_S per first
         read; no later read of these series waits. Late data is no error: its symbols are the
         result's `missing` (every symbol without the WebSocket), read from REST until it arrives.
+        `on_symbol_done(symbol)` is called on this thread as each symbol's wait ends, arrived or
+        not (at once for every symbol without the WebSocket): a progress bar's hook.
 
         Returns:
             PrefetchResult(ready=(...), missing=(...)), symbols in the order given; ready: its
@@ -310,20 +359,24 @@ class KuCoinClient:
             InvalidArgument: an unknown symbol or timeframe, a bad timeout (before any subscribe).
         """
         unique, keys = plan_prefetch(symbols, timeframes, tickers=tickers, order_books=order_books,
-                                     timeout_s=timeout_s)
+                                     timeout_s=timeout_s, on_symbol_done=on_symbol_done)
         self._ensure_started()
         for symbol in unique:
             self._check_symbol(symbol)
         ws = self._ws
         if ws is None:
+            if on_symbol_done is not None:
+                for symbol in unique:
+                    on_symbol_done(symbol)
             return PrefetchResult(ready=(), missing=unique)
         with self._lock:
             new = [key for key in keys if key not in self._subscribed]
             self._subscribed.update(new)
         self._live_tickers.update(key[1] for key in keys if key[0] == "ticker")
         result = run_prefetch(ws, unique, keys, subscribe=new, timeout_s=timeout_s,
-                              ticker_max_age_s=self._ticker_max_age_s, book_max_age_s=self._book_max_age_s)
-        log.info("prefetched %d symbols: %d ready, %d missing", len(unique), len(result.ready), len(result.missing))
+                              ticker_max_age_s=self._ticker_max_age_s, book_max_age_s=self._book_max_age_s,
+                              on_symbol_done=on_symbol_done)
+        log.debug("prefetched %d symbols: %d ready, %d missing", len(unique), len(result.ready), len(result.missing))
         return result
 
     # -- orders and account (CRITICAL / HIGH on the scheduler) ---------------------------------
@@ -357,8 +410,10 @@ class KuCoinClient:
         self._ensure_started()
         return self._orders.get_open_orders(symbol)
 
-    def close_position(self, symbol: str) -> dict[str, Any] | None:
-        """Close the whole position with a reduce-only market order; None when flat."""
+    def close_position(self, symbol: str) -> dict[str, Any]:
+        """Close the whole position with a reduce-only market order; return it (like
+        create_market_order: ids, no fill yet). NoPosition (an InvalidOrder) when there is no
+        position: nothing is sent."""
         self._ensure_started()
         return self._orders.close_position(symbol)
 

@@ -8,11 +8,15 @@ Everything the library raises on purpose derives from ``KuCoinError``::
     ├── InvalidArgument               we were called wrong (also a ValueError)
     ├── ProtocolError                 malformed or unexpected exchange message (remote's fault)
     ├── TransportError                network failure / timeout (outcome of a *read* = retryable)
-    │   └── RateLimited               429 / KuCoin 429000; carries retry_after_s
+    │   ├── RateLimited               429 / KuCoin 429000; carries retry_after_s
+    │   └── OrderNotPlaced            an ambiguous order send that the clientOid lookup proved
+    │                                 was not placed; carries client_oid
     ├── AuthError                     bad key/passphrase/signature, clock skew (400002)
     ├── ExchangeRejected              definitive refusal; carries code, message
     │   ├── InsufficientFunds
-    │   └── InvalidOrder
+    │   ├── InvalidOrder
+    │   │   └── NoPosition            no position to close (300009)
+    │   └── OrderNotFound             no such order (100001 error.getOrder.orderNotExist)
     └── OrderOutcomeUnknown           order/cancel sent, no definitive answer; carries client_oid
 
 Data travels as attributes (``code``, ``http_status``, ``retry_after_s``, ``client_oid``,
@@ -31,6 +35,9 @@ __all__ = [
     "InvalidArgument",
     "InvalidOrder",
     "KuCoinError",
+    "NoPosition",
+    "OrderNotFound",
+    "OrderNotPlaced",
     "OrderOutcomeUnknown",
     "ProtocolError",
     "RateLimited",
@@ -66,6 +73,7 @@ INSUFFICIENT_FUNDS_CODES = frozenset({
     "300003",  # balance insufficient
     "330008",  # margin/leverage at the maximum open limit
 })
+CODE_NO_POSITION = "300009"  # position size 0, nothing to close: NoPosition
 INVALID_ORDER_CODES = frozenset({
     "300000",  # request parameter illegal (e.g. "Order funds invalid.")
     "300001",  # active order count limit exceeded
@@ -74,7 +82,6 @@ INVALID_ORDER_CODES = frozenset({
     "300006",  # close price worse than bankruptcy price
     "300007",  # price worse than liquidation price
     "300008",  # no contra order in the book (market order)
-    "300009",  # position size 0, nothing to close
     "300011",  # price above the maximum allowed
     "300012",  # price below the minimum allowed
     "300013",  # no contra order in the book
@@ -134,6 +141,17 @@ class RateLimited(TransportError):
         self.retry_after_s = retry_after_s
 
 
+class OrderNotPlaced(TransportError):
+    """An order send failed ambiguously, and the lookup by ``client_oid`` proved it was not placed.
+
+    Definitive: sending a new order (with a new clientOid) cannot duplicate this one.
+    """
+
+    def __init__(self, message: str = "", *, client_oid: str | None = None) -> None:
+        super().__init__(message)
+        self.client_oid = client_oid
+
+
 class AuthError(KuCoinError):
     """Bad key, passphrase, signature or permission, or clock skew (400002)."""
 
@@ -159,6 +177,14 @@ class InsufficientFunds(ExchangeRejected):
 
 class InvalidOrder(ExchangeRejected):
     """Refused because the order itself is not acceptable (price, size, mode, limits)."""
+
+
+class NoPosition(InvalidOrder):
+    """There is no position to close (KuCoin 300009, or seen flat before anything was sent)."""
+
+
+class OrderNotFound(ExchangeRejected):
+    """KuCoin does not know the order (100001 ``error.getOrder.orderNotExist``)."""
 
 
 class OrderOutcomeUnknown(KuCoinError):
@@ -201,6 +227,8 @@ def error_for_code(code: str, message: str, *, http_status: int | None = None) -
         return TransportError(f"{code}: {message}", code=code, http_status=http_status)
     if code in INSUFFICIENT_FUNDS_CODES:
         return InsufficientFunds(code, message, http_status=http_status)
+    if code == CODE_NO_POSITION:
+        return NoPosition(code, message, http_status=http_status)
     if code in INVALID_ORDER_CODES:
         return InvalidOrder(code, message, http_status=http_status)
     return ExchangeRejected(code, message, http_status=http_status)

@@ -43,9 +43,9 @@ from kucoin_order_rules import (
     opposite_side,
     resolve_step,
 )
+from kucoin_errors import CODE_NO_POSITION, NoPosition
 from kucoin_protocol import (
     InvalidArgument,
-    InvalidOrder,
     KuCoinError,
     OrderOutcomeUnknown,
     ProtocolError,
@@ -62,7 +62,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CODE_NO_POSITION = "300009"  # "No open positions to close." (protocol notes section 3.4)
 DEFAULT_BALANCE_CURRENCY = "USDT"  # ccxt's default; an explicit code also leaks into the query
 OPEN_ORDERS_PAGE_SIZE = 1000  # KuCoin's maximum; ccxt sends none and the server default is 50
 Lookup = Callable[[str, str], "dict[str, Any] | None"]  # (client_oid, symbol) -> order or None
@@ -225,26 +224,24 @@ class OrderManager:
             margin_mode=margin_mode, client_oid=self._client_oid(client_oid))
         return self._place(request)
 
-    def close_position(self, symbol: str) -> dict[str, Any] | None:
-        """Close the whole position in ``symbol`` at market (KuCoin closeOrder); None when flat."""
+    def close_position(self, symbol: str) -> dict[str, Any]:
+        """Close the whole position in ``symbol`` at market (KuCoin closeOrder); return the order.
+
+        Raises:
+            NoPosition: there is no position in ``symbol`` (nothing was sent), or it was closed
+                by something else between the look and the order (KuCoin 300009).
+        """
         self._gateway.market(symbol)
         fetch = methodcaller("fetch_position", symbol)
         position = self._gateway.call(Priority.CRITICAL, "fetch_position", fetch)
         contracts = int(position.get("contracts") or 0)
         if contracts == 0:
-            log.info("close_position %s: no position, nothing sent", symbol)
-            return None
+            raise NoPosition(CODE_NO_POSITION, f"close_position {symbol}: no position, nothing sent")
         side = opposite_side(Side.BUY if position.get("side") == "long" else Side.SELL)
         request = OrderRequest(symbol, side, OrderType.MARKET, contracts, None, None, post_only=False,
                                reduce_only=True, margin_mode=None, client_oid=self._client_oids.new(),
                                close_position=True)
-        try:
-            return self._place(request)
-        except InvalidOrder as exc:
-            if exc.code == CODE_NO_POSITION:  # closed by something else since we looked
-                log.info("close_position %s: position already closed", symbol)
-                return None
-            raise
+        return self._place(request)
 
     def _client_oid(self, client_oid: str | None) -> str:
         return self._client_oids.new() if client_oid is None else check_client_oid(client_oid)

@@ -13,7 +13,7 @@ The series to prefetch are the client's subscription keys: ``("ticker", symbol)`
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["PrefetchResult", "plan_prefetch", "run_prefetch"]
 
 Key = tuple[str, ...]
+OnSymbolDone = Callable[[str], object]
 MAX_TIMEOUT_S = 3600.0  # a longer Condition.wait overflows (threading.TIMEOUT_MAX) on some platforms
 
 
@@ -43,15 +44,17 @@ class PrefetchResult:
 
 
 def plan_prefetch(symbols: Iterable[str], timeframes: Iterable[str], *, tickers: bool, order_books: bool,
-                  timeout_s: float) -> tuple[tuple[str, ...], list[Key]]:
+                  timeout_s: float, on_symbol_done: OnSymbolDone | None = None) -> tuple[tuple[str, ...], list[Key]]:
     """Return (the symbols once each, in order; the keys to subscribe) for a prefetch.
 
     Checks everything that needs no market list; the caller checks each symbol is a market.
 
     Raises:
         InvalidArgument: a str where a collection belongs, an unknown timeframe, a bad timeout,
-            a flag that is not a bool.
+            a flag that is not a bool, an ``on_symbol_done`` that is not callable.
     """
+    if on_symbol_done is not None and not callable(on_symbol_done):
+        raise InvalidArgument(f"on_symbol_done must be callable or None, got {on_symbol_done!r}")
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 <= timeout_s <= MAX_TIMEOUT_S:
         raise InvalidArgument(f"timeout_s must be a number from 0 to {MAX_TIMEOUT_S:g}, got {timeout_s!r}")
     for name, flag in (("tickers", tickers), ("order_books", order_books)):
@@ -82,12 +85,14 @@ def _strings(name: str, values: Iterable[str]) -> tuple[str, ...]:
 
 
 def run_prefetch(ws: KuCoinWebSocket, symbols: tuple[str, ...], keys: list[Key], *, subscribe: list[Key],
-                 timeout_s: float, ticker_max_age_s: float, book_max_age_s: float) -> PrefetchResult:
-    """Subscribe the keys in ``subscribe`` (the others already are), then wait for all ``keys``."""
+                 timeout_s: float, ticker_max_age_s: float, book_max_age_s: float,
+                 on_symbol_done: OnSymbolDone | None = None) -> PrefetchResult:
+    """Subscribe the keys in ``subscribe`` (the others already are), then wait for all ``keys``,
+    calling ``on_symbol_done(symbol)`` as the wait for a symbol's last key ends."""
     for key in subscribe:  # queued to the WebSocket thread, which sends them in batches
         _subscribe_key(ws, key)
     arrived = _wait_for_keys(ws, keys, timeout_s=timeout_s, ticker_max_age_s=ticker_max_age_s,
-                            book_max_age_s=book_max_age_s)
+                            book_max_age_s=book_max_age_s, on_symbol_done=on_symbol_done)
     return _summarize(symbols, keys, arrived)
 
 
@@ -101,10 +106,11 @@ def _subscribe_key(ws: KuCoinWebSocket, key: Key) -> None:
 
 
 def _wait_for_keys(ws: KuCoinWebSocket, keys: list[Key], *, timeout_s: float, ticker_max_age_s: float,
-                  book_max_age_s: float) -> set[Key]:
+                  book_max_age_s: float, on_symbol_done: OnSymbolDone | None) -> set[Key]:
     # Fresh means what the client's reads mean by it, so a key that arrived is served from the cache.
     deadline = time.monotonic() + timeout_s  # real time, like the caches' own waits
     arrived: set[Key] = set()
+    last_key = {key[1]: key for key in keys}  # a symbol's wait ends with its last key's
     for key in keys:
         remaining = max(0.0, deadline - time.monotonic())
         if key[0] == "ticker":
@@ -116,6 +122,8 @@ def _wait_for_keys(ws: KuCoinWebSocket, keys: list[Key], *, timeout_s: float, ti
             value = ws.wait_for_order_book(key[1], timeout_s=remaining, max_age_s=book_max_age_s)
         if value is not None:
             arrived.add(key)
+        if on_symbol_done is not None and last_key[key[1]] is key:
+            on_symbol_done(key[1])
     return arrived
 
 

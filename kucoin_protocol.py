@@ -20,11 +20,15 @@ Exceptions::
     ├── InvalidArgument               we were called wrong (also a ValueError)
     ├── ProtocolError                 malformed or unexpected exchange message (remote's fault)
     ├── TransportError                network failure / timeout (outcome of a *read* = retryable)
-    │   └── RateLimited               429 / KuCoin 429000; carries retry_after_s
+    │   ├── RateLimited               429 / KuCoin 429000; carries retry_after_s
+    │   └── OrderNotPlaced            an ambiguous order send that the clientOid lookup proved
+    │                                 was not placed; carries client_oid
     ├── AuthError                     bad key/passphrase/signature, clock skew (400002)
     ├── ExchangeRejected              definitive refusal; carries code, message
     │   ├── InsufficientFunds
-    │   └── InvalidOrder
+    │   ├── InvalidOrder
+    │   │   └── NoPosition            no position to close (300009)
+    │   └── OrderNotFound             no such order (100001 error.getOrder.orderNotExist)
     └── OrderOutcomeUnknown           order/cancel sent, no definitive answer; carries client_oid
 
 A connection's life with ``WsSession`` (the I/O thread only moves text)::

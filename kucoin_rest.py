@@ -230,7 +230,7 @@ class RestGateway:
                 if self._state is State.RUNNING:  # not closed meanwhile: a later start may try again
                     self._state = State.NEW
             raise
-        log.info("REST gateway started: %d markets", len(self._exchange.markets))
+        log.debug("REST gateway started: %d markets", len(self._exchange.markets))
 
     def close(self) -> None:
         """Fail queued calls with ``ClientClosed``; close the executor if the gateway owns it."""

@@ -220,7 +220,7 @@ class KuCoinWebSocket:
             self._worker.start()
             self._thread = threading.Thread(target=self._run, args=(loop,), name=self._name, daemon=True)
             self._thread.start()
-        log.info("= started %s", self._name)
+        log.debug("= started %s", self._name)
         return self
 
     def stop(self, timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> None:
@@ -252,7 +252,8 @@ class KuCoinWebSocket:
         previous, self._previous_switch_interval_s = self._previous_switch_interval_s, None
         if previous is not None and sys.getswitchinterval() == self._switch_interval_s:
             sys.setswitchinterval(previous)  # unless someone else changed it since
-        log.info("= stopped %s", self._name)
+        # Lifecycle news only for a WebSocket that ran; stopping one never started is internal.
+        log.log(logging.INFO if loop is not None else logging.DEBUG, "= stopped %s", self._name)
 
     def __enter__(self) -> KuCoinWebSocket:
         return self.start()

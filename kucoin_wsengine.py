@@ -243,7 +243,9 @@ class Engine:
     def _check_subscribed(self, conn: Connection) -> None:
         session = conn.session
         if session.is_welcomed and set(session.desired_topics) <= session.active_topics and conn.mark_subscribed():
-            log.info("= %s subscribed to %d topics", conn.label, len(session.desired_topics))
+            # A connection opened before anything was subscribed is internal; a replay is news.
+            log.log(logging.INFO if session.desired_topics else logging.DEBUG, "= %s subscribed to %d topics",
+                    conn.label, len(session.desired_topics))
             self._update_state()
 
     def _update_state(self) -> None:

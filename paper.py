@@ -20,8 +20,8 @@ leverage above the contract's maximum (300016) and an unaffordable opening (3000
 With a journal, every state change is committed before the order is returned, so a restart finds
 the order by clientOid.
 
-Method names, signatures and errors follow kucoin_orders.OrderManager (close_position returns None
-when flat; get_order raises OrderNotFound); limit orders and cancels are not simulated.
+Method names, signatures and errors follow kucoin_orders.OrderManager (close_position raises
+NoPosition when flat; get_order raises OrderNotFound); limit orders and cancels are not simulated.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from typing import Any
 
 from journal import CLIENT_OID_RE
 from kucoin_ccxt import OrderNotFound
-from kucoin_errors import InsufficientFunds, InvalidArgument, InvalidOrder
+from kucoin_errors import CODE_NO_POSITION, InsufficientFunds, InvalidArgument, InvalidOrder, NoPosition
 
 __all__ = ["PaperBroker", "PaperContract"]
 
@@ -145,14 +145,13 @@ class PaperBroker:
         return copy.deepcopy(order)
 
     def close_position(self, symbol: str, *,
-                       client_oid: str | None = None) -> dict[str, Any] | None:
-        """Close the whole position of `symbol` with a reduce-only market order; None when flat."""
+                       client_oid: str | None = None) -> dict[str, Any]:
+        """Close the whole position of `symbol` with a reduce-only market order; NoPosition when flat."""
         self._contract(symbol)
         with self._lock:
             holding = self._holdings.get(symbol)
         if holding is None:
-            log.info("paper close_position %s: no position, nothing sent", symbol)
-            return None
+            raise NoPosition(CODE_NO_POSITION, f"paper close_position {symbol}: no position, nothing sent")
         side = "sell" if holding.qty > 0 else "buy"
         return self.create_market_order(symbol, side, abs(holding.qty), reduce_only=True,
                                         client_oid=client_oid)

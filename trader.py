@@ -134,6 +134,7 @@ class RunStats:
     resolved: int = 0
     adopted: int = 0
     opened: list[str] = field(default_factory=list)
+    starting_equity: float | None = None  # the account's equity at the run's first balance read
 
 
 class Trader:
@@ -645,28 +646,38 @@ class Trader:
         if now < self._next_scan_log:
             return
         self._next_scan_log = now + SCAN_LOG_INTERVAL_S
+        held = self.open_pnl()
+        parts = [f"{symbol} {side} {contracts} " + ("(no price)" if upnl is None else f"uPnL {upnl:+.2f}")
+                 for symbol, side, contracts, upnl in held]
+        age = "n/a" if oldest_age_s is None else f"{oldest_age_s:.1f}s"
+        log.info("scan: %d symbols, %d signals, %d entered; open %d/%d%s; oldest data %s", scanned, signals,
+                 entered, len(held), self.limits.max_open_positions, f" ({'; '.join(parts)})" if parts else "", age)
+
+    def open_pnl(self) -> list[tuple[str, str, int, float | None]]:
+        """(symbol, side, contracts, unrealised PnL in USDT) of every open position, marked at the
+        last price (None when no price can be read, e.g. after the client closed)."""
         with self._lock:
             held = list(self.holdings.items())
-        parts = []
+        result: list[tuple[str, str, int, float | None]] = []
         for symbol, holding in held:
             try:
                 ticker = self.client.get_ticker(symbol)
             except KuCoinError:
-                parts.append(f"{symbol} {holding.side} {holding.contracts} (no price)")
+                result.append((symbol, holding.side, holding.contracts, None))
                 continue
             last = ticker.get("last") or ticker.get("bid") or 0.0
             sign = 1.0 if holding.side == "long" else -1.0
             upnl = sign * holding.contracts * self._contract_size(symbol) * (last - holding.entry_price)
-            parts.append(f"{symbol} {holding.side} {holding.contracts} uPnL {upnl:+.2f}")
-        age = "n/a" if oldest_age_s is None else f"{oldest_age_s:.1f}s"
-        log.info("scan: %d symbols, %d signals, %d entered; open %d/%d%s; oldest data %s", scanned, signals,
-                 entered, len(held), self.limits.max_open_positions, f" ({'; '.join(parts)})" if parts else "", age)
+            result.append((symbol, holding.side, holding.contracts, upnl))
+        return result
 
     # -- account -------------------------------------------------------------------------------
     def _equity(self) -> tuple[float, float]:
         usdt = self.broker.get_balance()["USDT"]
         total, free = float(usdt.get("total") or 0), float(usdt.get("free") or 0)
         self.journal.record_equity(total, free=free)
+        if self.stats.starting_equity is None:
+            self.stats.starting_equity = total
         return total, free
 
     def _update_risk(self, equity: float) -> None:

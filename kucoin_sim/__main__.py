@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
+import sys
 import threading
 
 from .server import DEFAULT_API_KEY, DEFAULT_API_PASSPHRASE, DEFAULT_API_SECRET, Simulator
@@ -42,9 +44,25 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with sim:
+    try:
+        sim.start()
+    except OSError as exc:  # the bind failed: one line, not the event loop's traceback
+        sys.exit(_bind_error(exc, host=args.host, port=args.port))
+    try:
         print(f"kucoin_sim listening on {sim.url} (WebSocket {sim.ws_url}), seed {args.seed}", flush=True)
         stop.wait()
+    finally:
+        sim.stop()
+
+
+def _bind_error(exc: OSError, *, host: str, port: int) -> int:
+    if exc.errno == errno.EADDRINUSE:
+        message = (f"error: port {port} on {host} is in use (another simulator or server?); "
+                   "pick another with --port N, or --port 0 for a free one")
+    else:
+        message = f"error: cannot listen on {host} port {port}: {exc.strerror or exc}"
+    print(message, file=sys.stderr, flush=True)
+    return 2
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ MIN_RUN_S = 2.0
 LAST_RUN_GRACE_S = 20.0  # the soak's end waits at most this long for the last bot to be signal-ready
 SIGTERM_GIVE_UP_S = 30.0  # a SIGTERM'd bot still running after this is killed
 SCAN_PATH = ("GET", "/api/v1/account-overview")  # Trader.scan begins with the balance
+TRADING_LINE = b" trader: trading "  # Trader.run's first line: scans begin
 ORDER_PATH = ("POST", "/api/v1/orders")
 # kucoin_sim.faults.Faults counters: how often each fault actually fired in the simulator
 SIM_COUNTERS = ("failed", "lost", "delayed", "ws_refused", "ws_dropped", "malformed_sent", "tokens_expired",
@@ -79,10 +80,22 @@ class _RunTracker:
         self.scans: list[float] = []
         self.rss_kb: list[int] = []
         self.threads: list[int] = []
+        self._trading = False
 
     @property
     def up(self) -> bool:
         return self.signalled_t is None and self.proc.exit_code() is None
+
+    def trading(self) -> bool:
+        """The bot logged its Trader.run line: account reads from now on are scans (before it,
+        one is the start-up check of the keys)."""
+        if not self._trading:
+            try:
+                with open(self.proc.output_path, "rb") as out:
+                    self._trading = TRADING_LINE in out.read()
+            except OSError:
+                return False
+        return self._trading
 
     def has_logged(self) -> bool:
         """The bot wrote its first line: main() has installed its SIGTERM handler by then."""
@@ -251,7 +264,7 @@ class Soak:
     # -- watching ---------------------------------------------------------------------------------
     def _watch_scans(self, now: float) -> None:
         count = self.sim.request_count(*SCAN_PATH)
-        if count > self._scan_count and self._current is not None and self._current.up:
+        if count > self._scan_count and self._current is not None and self._current.up and self._current.trading():
             self._current.scans.append(now)
         self._scan_count = count
 

@@ -19,9 +19,16 @@ from .model import (
 )
 
 PROTECTION_GRACE_S = 10.0  # an open position must have its protections row within this
+STALE_ROW_GRACE_S = 25.0  # a row for a flat symbol goes within this (the bot re-reads positions every 15 s)
 STOP_GRACE_S = 5.0  # the price may sit beyond the stop this long before the bot must have exited
 QUIET_LIMIT_S = 30.0  # a running bot scans at least this often (fault windows not counted)
 SIGTERM_LIMIT_S = 5.0
+# memory and threads: judged on runs with this many seconds of samples, after a warm-up; the
+# second half may exceed the first half's peak by at most the slack (RSS: ratio and MB; threads)
+RESOURCE_MIN_RUN_S = 120.0
+RESOURCE_WARMUP_S = 30.0
+RSS_SLACK = (1.10, 8 * 1024)  # x first-half peak + KB
+THREAD_SLACK = 2
 TRACEBACK = "Traceback"  # any, not only "(most recent call last)": a logged exc_info counts too
 _EXCEPTION_LINE = re.compile(r"^\w[\w.]*(Error|Exception|Exit|Interrupt|Closed|Unknown|Rejected)\b.*")
 
@@ -37,10 +44,12 @@ def check_all(rec: Recording) -> list[CheckResult]:
         check_max_open(rec.fills, rec.max_open_positions),
         check_client_oids(rec.orders, rec.journal_oids),
         check_protected(rec.samples, rest),  # journaling and adopting need REST, not the WebSocket
+        check_no_stale_rows(rec.samples, rest),
         check_stops(rec.samples, every),  # a WebSocket fault may leave the bot a stale price
         check_keeps_trading(rec.runs, rest),  # scans fall back to REST without the WebSocket
         check_no_crash(rec.runs, rec.outputs),
         check_sigterm(rec.runs, rec.outputs),
+        check_resources(rec.runs),
         check_outputs(rec.outputs, rec.secrets),
     ]
 
@@ -208,6 +217,35 @@ def check_protected(samples: Sequence[Sample], windows: Windows, *,
     return CheckResult.of(name, found, f"{judged:.0f}s judged: bot up, a position open, no fault window")
 
 
+def check_no_stale_rows(samples: Sequence[Sample], windows: Windows, *,
+                        grace_s: float = STALE_ROW_GRACE_S) -> CheckResult:
+    """The journal matches the exchange the other way round too: a protections row for a flat
+    symbol goes within grace_s of a trading bot's time (fault windows not counted)."""
+    name = "no journal row for a flat symbol"
+    if not samples or all(s.protections is None for s in samples):
+        return CheckResult(name, Status.NOT_CHECKABLE, note="the journal has no `protections` table")
+    found: list[Violation] = []
+    owed: dict[str, float] = {}
+    previous: Sample | None = None
+    for s in samples:
+        dt = 0.0 if previous is None else s.t - previous.t
+        restarted = previous is not None and previous.run != s.run
+        for symbol in set(owed) | set(s.protections or {}):
+            if s.positions.get(symbol) or symbol not in (s.protections or {}) or restarted:
+                owed.pop(symbol, None)
+                continue
+            if not s.bot_ready or in_window(s.t, windows):
+                owed.setdefault(symbol, 0.0)
+                continue
+            before = owed.get(symbol, 0.0)
+            owed[symbol] = before + dt
+            if before <= grace_s < owed[symbol]:
+                found.append(Violation(s.t, "stale_row", f"{symbol}: flat, but its protections row stayed "
+                                                         f"{owed[symbol]:.1f}s of bot time"))
+        previous = s
+    return CheckResult.of(name, found)
+
+
 def check_stops(samples: Sequence[Sample], windows: Windows, *,
                 grace_s: float = STOP_GRACE_S) -> CheckResult:
     """No position stays open while both its last and mark price are beyond its journaled stop
@@ -292,6 +330,32 @@ def check_sigterm(runs: Sequence[Run], outputs: Mapping[int, str] | None = None,
             found.append(Violation(run.ended_t, "sigterm",
                                    f"run {run.index}: exit code {run.exit_code} after SIGTERM; last output: {tail}"))
     return CheckResult.of("SIGTERM: exit 0 within 5 s", found)
+
+
+def check_resources(runs: Sequence[Run], *, sample_s: float = 0.5) -> CheckResult:
+    """Memory (RSS) and threads flat: in every run long enough to tell, after a warm-up, the
+    second half's peak stays within a small slack of the first half's."""
+    found, judged = [], []
+    warmup = int(RESOURCE_WARMUP_S / sample_s)
+    for run in runs:
+        if min(len(run.rss_kb), len(run.threads)) * sample_s < RESOURCE_MIN_RUN_S:
+            continue
+        rss, threads = run.rss_kb[warmup:], run.threads[warmup:]
+        half_rss, half_threads = len(rss) // 2, len(threads) // 2
+        rss_before, rss_after = max(rss[:half_rss]), max(rss[half_rss:])
+        threads_before, threads_after = max(threads[:half_threads]), max(threads[half_threads:])
+        judged.append(f"run {run.index}: {len(run.rss_kb) * sample_s:.0f}s, RSS {rss_before / 1024:.0f}->"
+                      f"{rss_after / 1024:.0f} MB, threads {threads_before}->{threads_after}")
+        if rss_after > rss_before * RSS_SLACK[0] + RSS_SLACK[1]:
+            found.append(Violation(run.ended_t, "resources", f"run {run.index}: RSS grew from "
+                                   f"{rss_before / 1024:.0f} to {rss_after / 1024:.0f} MB"))
+        if threads_after > threads_before + THREAD_SLACK:
+            found.append(Violation(run.ended_t, "resources", f"run {run.index}: threads grew from "
+                                   f"{threads_before} to {threads_after}"))
+    name = "memory and threads flat"
+    if not judged:
+        return CheckResult(name, Status.NOT_CHECKABLE, note=f"no run of {RESOURCE_MIN_RUN_S:.0f}s or more")
+    return CheckResult.of(name, found, "; ".join(judged))
 
 
 def check_outputs(outputs: Mapping[int, str], secrets: Iterable[Secret]) -> CheckResult:

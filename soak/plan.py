@@ -4,7 +4,8 @@ Faults cycle through every kind in a shuffled order, so every kind is injected o
 is injected twice; restarts cycle through SIGTERM, SIGKILL and kill-after-order the same way.
 Gaps are random around a mean that scales with the soak's length, so a one-minute test sees
 every restart kind and a dozen faults while a long soak is not a storm. Some restarts meet a 429
-on their first call and are stopped again while they wait on it.
+on their first call and are stopped again while they wait on it. A soak of LONG_RUN_SOAK_S or
+more restarts nothing in its last third: one process lives through those faults.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ TARGETS = 1_000  # `target` is drawn in [0, TARGETS) and taken modulo the length
 FAULT_GAP = (20, 4.0, 12.0)
 RESTART_GAP = (6, 9.0, 35.0)
 STOP_WHILE_STARTING_S = (2.0, 6.0)  # a SIGTERM this long after a restart that met a startup 429
+# a soak this long ends with one long run (the last third, faults going on, no restart): the
+# one process whose memory and threads can be judged flat
+LONG_RUN_SOAK_S = 600.0
 
 
 def mean_gaps(duration_s: float) -> tuple[float, float]:
@@ -45,14 +49,15 @@ def make_plan(seed: int, duration_s: float, *, fault_gap_s: float | None = None,
     faults = [_fault(rng, at, kind) for at, kind in
               zip(_times(rng, duration_s, fault_gap), _cycle(rng, PLANNED_FAULTS))]
     restarts = []
-    for i, (at, kind) in enumerate(zip(_times(rng, duration_s - 5.0, restart_gap),
+    restarts_end_s = duration_s * 2 / 3 if duration_s >= LONG_RUN_SOAK_S else duration_s - 5.0
+    for i, (at, kind) in enumerate(zip(_times(rng, restarts_end_s, restart_gap),
                                        _cycle(rng, tuple(RestartKind)))):
         # the second restart always meets a startup 429, later ones now and then; half of those
         # (the first always) are stopped again while they start, as one stops a bot stuck starting
         startup_fault = i == 1 or rng.random() < 0.3
         restarts.append(PlannedRestart(at, kind, startup_fault=startup_fault,
                                        startup_target=rng.randrange(TARGETS)))
-        if startup_fault and (i == 1 or rng.random() < 0.5) and at + STOP_WHILE_STARTING_S[1] < duration_s - 5.0:
+        if startup_fault and (i == 1 or rng.random() < 0.5) and at + STOP_WHILE_STARTING_S[1] < restarts_end_s:
             restarts.append(PlannedRestart(round(at + rng.uniform(*STOP_WHILE_STARTING_S), 2), RestartKind.SIGTERM))
     return Plan(tuple(faults), tuple(sorted(restarts, key=lambda r: r.at_s)))
 

@@ -98,3 +98,29 @@ def test_masked_text_frame_unmasks_to_the_payload() -> None:
     mask, body = frame[4:8], frame[8:]
     assert length == len(payload)
     assert bytes(b ^ mask[i % 4] for i, b in enumerate(body)) == payload
+
+
+@pytest.mark.parametrize(
+    ("better", "ours", "raw", "share"),
+    [
+        ("lower", 3061.0, 11804.0, 1.0),   # the busy latency row that showed 3.86× "of ceiling"
+        ("higher", 250.0, 200.0, 1.0),
+        ("lower", 2.0, 1.0, 0.5),          # a real ceiling: unchanged
+        ("higher", 100.0, 400.0, 0.25),
+        ("lower", 0.0, 0.0, 1.0),
+    ],
+)
+def test_of_ceiling_never_exceeds_one(better: str, ours: float, raw: float, share: float) -> None:
+    """Issue 13.8: a raw reference ours beats is no ceiling; the row's ceiling is then ours."""
+    row = Row("r", "u", better, ours=ours, ceiling=raw)
+    assert (row.of_ceiling(), row.to_json()["of_ceiling"]) == (share, share)
+
+
+def test_render_shows_ours_as_the_ceiling_where_it_beats_the_raw_loop() -> None:
+    rows = [Row("Update→visible p50, busy", "µs", "lower", ours=3061.0, ccxt_pro=31939.0, ceiling=11804.0),
+            Row("Update→visible p50, idle", "µs", "lower", ours=63.5, ccxt_pro=112.0, ceiling=47.1)]
+    assert render(rows).splitlines()[2:] == [
+        "| Update→visible p50, busy | µs | 3,061 | 31,939 | — | — | 3,061 (ours; raw 11,804) | 10× | — | — | 1.00× |",
+        "| Update→visible p50, idle | µs | 63.5 | 112 | — | — | 47.1 | 1.76× | — | — | 0.74× |",
+    ]
+    assert where_we_trail([Row("busy", "µs", "lower", ours=3061.0, ceiling=11804.0)]) == []

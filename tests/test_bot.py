@@ -45,6 +45,11 @@ def test_simulate_20s_trades_journals_and_exits_cleanly_with_and_without_websock
         assert "Traceback" not in err
         expected = "WebSocket API: ENABLED (Real-time market data)" if ws == "true" else "WebSocket API: DISABLED"
         assert expected in err
+        # stderr is a pipe, not a terminal: no progress bar, no carriage return, one backfill line
+        backfill = [line.split("bot: ")[1] for line in err.splitlines() if "bot: backfill: " in line]
+        assert "\r" not in err and len(backfill) == 1
+        assert backfill[0].endswith("from REST" if ws == "false" else "from REST)"), backfill
+        assert ws == "true" or "WebSocket cache" not in err
         assert "=== Summary (simulate) ===" in out
         opened = int(out.split("positions opened: ")[1].split()[0])
         assert opened >= 1, out
@@ -72,13 +77,15 @@ def test_unreachable_exchange_is_one_clear_line(tmp_path: Path, mode: int) -> No
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, BOT, "--once"], cwd=tmp_path, capture_output=True, text=True,
                           env=_env(tmp_path, KUCOIN_FUTURES_URL=f"http://127.0.0.1:{port}"), timeout=60)
-    warned = [line for line in proc.stderr.splitlines() if "chmod 600" in line]
+    lines = proc.stderr.splitlines()
+    warned = [line for line in lines if "chmod 600" in line]
     assert len(warned) == (1 if mode & 0o077 else 0)
     assert proc.returncode == 1
     assert time.monotonic() - t0 < 20
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    errors = [line for line in lines if line.startswith("error:")]
     assert len(errors) == 1 and f"http://127.0.0.1:{port}" in errors[0] and "--simulate" in errors[0]
-    assert "Traceback" not in proc.stderr
+    # nothing else around it at INFO: no worker counts, no "stopped" for a socket never opened
+    assert lines == warned + errors
 
 
 def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
@@ -95,7 +102,7 @@ def test_sigint_stops_within_5s_with_a_summary(tmp_path: Path) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stderr:  # wait until the loop runs: the first scan has decided
-            if "opened" in line or "Backfilling" in line and "24/24" in line:
+            if "opened" in line or "bot: backfill: 24 symbols" in line:
                 break
         proc.send_signal(signal.SIGINT)
         t0 = time.monotonic()

@@ -249,11 +249,13 @@ SPECS: dict[str, Spec] = {
                            ("websocket", "rest")),
     "prefetch": Spec(
         {"symbols": ((BTC,), [ETH, BTC], ()), "timeframes": (("1m",), ["5m", "1h"], ()),
-         "tickers": (True, False), "order_books": (False, True), "timeout_s": (0, 0.0, 0.001)},
+         "tickers": (True, False), "order_books": (False, True), "timeout_s": (0, 0.0, 0.001),
+         "on_symbol_done": (None, len)},
         lambda c, a: (_strings(a["symbols"], lambda s: _perpetual(c.markets, s))
                       and _strings(a["timeframes"], TIMEFRAMES.__contains__)
                       and type(a["tickers"]) is bool and type(a["order_books"]) is bool
-                      and _real_in(a["timeout_s"], 0, 3600)),
+                      and _real_in(a["timeout_s"], 0, 3600)
+                      and (a["on_symbol_done"] is None or callable(a["on_symbol_done"]))),
         ("websocket", "rest")),
     "create_market_order": Spec(ORDER_VALID, _order_ok),
     "create_limit_order": Spec({**ORDER_VALID, "price": (1000.0, 1000, Decimal("1000.5")), "post_only": (False,)},
@@ -272,7 +274,7 @@ SPECS: dict[str, Spec] = {
 }
 # Members without arguments to fuzz: each is exercised once (test_members_without_arguments).
 WITHOUT_ARGUMENTS = frozenset({"start", "close", "health", "get_positions", "markets", "websocket",
-                               "source_counts"})
+                               "source_counts", "check_credentials"})
 CONSTRUCTOR = Spec(
     {"api_key": (None, "key"), "api_secret": (None, "secret"), "api_passphrase": (None, "pass"),
      "enable_websocket": (True, False), "futures_url": ("https://api-futures.kucoin.com", "http://127.0.0.1:9"),
@@ -458,6 +460,9 @@ def test_members_without_arguments(sim: Simulator, clients: dict[str, Any]) -> N
     assert (client.start() is client, client.websocket is recorder, BTC in client.markets) == (True, True, True)
     assert (isinstance(client.get_positions(), list), client.health()["started"], spare.health()["closed"],
             set(client.source_counts) <= {"websocket", "rest"}) == (True, True, True, True)
+    assert "total" in client.check_credentials()  # the keys work: the USDT balance
+    with pytest.raises(KuCoinError):  # ClientClosed
+        spare.check_credentials()
 
 
 @pytest.mark.parametrize("currency", [True, False, b"USDT", None, 1, "", "usdt", "XBT", "USDC", "USDT&x=1",

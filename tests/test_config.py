@@ -156,3 +156,18 @@ def test_env_file_warning_follows_a_link_to_the_file(tmp_path: Path) -> None:
     assert env_file_warning(str(link)) is not None
     target.chmod(0o600)
     assert env_file_warning(str(link)) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("FOO", "SYMBOLS must be comma-separated ccxt symbols like BTC/USDT:USDT (got 'FOO')"),
+        ("BTC/USDT:USDT, FOO", "SYMBOLS must be comma-separated ccxt symbols like BTC/USDT:USDT, "
+                               "and 'FOO' is not one (got 'BTC/USDT:USDT, FOO')"),
+    ],
+)
+def test_bad_symbols_quote_the_value_once(value: str, expected: str) -> None:
+    """Issue 13.8: SYMBOLS=FOO said "(got 'FOO')" twice; one bad item among good ones is named."""
+    with pytest.raises(ConfigError) as err:
+        load_settings({"SYMBOLS": value}, dotenv_path=None)
+    assert str(err.value) == expected

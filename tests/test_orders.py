@@ -11,7 +11,8 @@ import pytest
 from api_priority import Priority
 from kucoin_ccxt import OrderNotFound
 from kucoin_orders import OrderManager
-from kucoin_protocol import ExchangeRejected, InsufficientFunds, InvalidArgument
+from kucoin_errors import NoPosition
+from kucoin_protocol import ExchangeRejected, InsufficientFunds, InvalidArgument, InvalidOrder
 from kucoin_sim import Simulator
 from tests.helpers import start_gateway
 
@@ -115,10 +116,12 @@ def test_close_position_closes_the_whole_position(env, symbol, side, held):
     assert after["contracts"] == 0
 
 
-def test_close_position_when_flat_sends_no_order(env):
+def test_close_position_when_flat_says_so_and_sends_no_order(env):
     sim, gateway, manager = env
     before = _requests(sim)
-    assert manager.close_position("LINK/USDT:USDT") is None
+    with pytest.raises(NoPosition, match="no position, nothing sent") as caught:
+        manager.close_position("LINK/USDT:USDT")
+    assert isinstance(caught.value, InvalidOrder) and caught.value.code == "300009"
     after = _requests(sim)
     assert after.get(("POST", "/api/v1/orders"), 0) == before.get(("POST", "/api/v1/orders"), 0)
     assert after[("GET", "/api/v1/position")] == before.get(("GET", "/api/v1/position"), 0) + 1
@@ -231,3 +234,13 @@ def test_bad_input_is_refused_before_any_request(env, act, names):
         act(manager, gateway)
     assert names in str(caught.value)
     assert _requests(sim) == before
+
+
+def test_close_position_of_a_position_closed_meanwhile_raises_no_position(env):
+    sim, gateway, manager = env
+    manager.create_market_order(XRP, "buy", 2)
+    # closed by something else between the look and the order: KuCoin answers 300009
+    sim.fail_next("POST", "/api/v1/orders", status=200, code="300009", msg="No open positions to close.",
+                  rate_headers=False)
+    with pytest.raises(NoPosition):
+        manager.close_position(XRP)

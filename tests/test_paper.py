@@ -8,7 +8,7 @@ from pytest import approx
 
 from journal import Journal, summary
 from kucoin_ccxt import OrderNotFound
-from kucoin_errors import InsufficientFunds, InvalidArgument, InvalidOrder
+from kucoin_errors import InsufficientFunds, InvalidArgument, InvalidOrder, NoPosition
 from paper import PaperBroker, PaperContract
 
 BTC = "BTC/USDT:USDT"
@@ -138,7 +138,8 @@ def test_reduce_only_with_nothing_to_reduce_is_canceled(broker, setup):
 
 
 def test_close_position_when_flat_sends_nothing(broker):
-    assert broker.close_position(BTC) is None
+    with pytest.raises(NoPosition):
+        broker.close_position(BTC)
     assert broker.state()["orders"] == []
 
 

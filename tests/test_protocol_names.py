@@ -16,6 +16,7 @@ from kucoin_protocol import (
     InvalidArgument,
     InvalidOrder,
     KuCoinError,
+    NoPosition,
     OrderOutcomeUnknown,
     ProtocolError,
     RateLimited,
@@ -275,7 +276,7 @@ def _fixture(name: str) -> dict:
 
 @pytest.mark.parametrize(("name", "cls", "attrs"), [
     ("rest_error_300003", InsufficientFunds, {"code": "300003", "http_status": None}),
-    ("rest_error_300009", InvalidOrder, {"code": "300009", "message": "No open positions to close."}),
+    ("rest_error_300009", NoPosition, {"code": "300009", "message": "No open positions to close."}),
     ("rest_error_100001", ExchangeRejected, {"code": "100001", "message": "error.getOrder.orderNotExist"}),
     ("rest_error_400100", ExchangeRejected, {"code": "400100", "message": "Invalid Parameter."}),
     ("rest_error_400005", AuthError, {"code": "400005", "http_status": 401}),

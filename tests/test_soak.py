@@ -2,19 +2,21 @@
 short end-to-end soak of the real bot against the simulator."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from soak.invariants import (
     check_all, check_client_oids, check_exits_reduce, check_keeps_trading, check_max_open,
-    check_no_crash, check_outputs, check_protected, check_sigterm, check_single_entry, check_stops,
-    uncovered_s,
+    check_no_crash, check_no_stale_rows, check_outputs, check_protected, check_resources, check_sigterm, check_single_entry,
+    check_stops, uncovered_s,
 )
 from soak.model import (
     FaultEvent, FaultKind, Fill, Order, Protection, Recording, RestartKind, Run, RunEnd, Sample, Secret,
     Status,
 )
 from soak.observe import sim_symbol
-from soak.plan import PLANNED_FAULTS, make_plan
+from soak.plan import LONG_RUN_SOAK_S, PLANNED_FAULTS, make_plan
 from soak.report import counts, exit_code, render
 from soak.strategy import churn
 from strategy import ActionKind, Position, StrategyParams
@@ -146,6 +148,17 @@ def test_protected_is_not_checkable_without_the_table():
     assert check_stops(samples, []).status is Status.NOT_CHECKABLE
 
 
+def test_stale_rows_pass_when_the_row_goes_and_are_caught_when_it_stays():
+    row = Protection("long", 90.0)
+    gone = [sample(0, qty=1, row=row), sample(1, row=row), sample(10, row=row), sample(11)]
+    assert check_no_stale_rows(gone, []).status is Status.OK
+    stays = [sample(t, qty=1 if t == 0 else 0, row=row) for t in range(0, 40)]
+    assert [v.detail for v in check_no_stale_rows(stays, []).violations] == [
+        "XBTUSDTM: flat, but its protections row stayed 26.0s of bot time"]
+    assert check_no_stale_rows(stays, [(0, 40)]).status is Status.OK  # a fault explains it
+    assert check_no_stale_rows([sample(t, row=row, ready=False) for t in range(40)], []).status is Status.OK
+
+
 def test_stops_pass_when_the_position_closes_in_time():
     samples = [sample(t, qty=5 if t < 4 else 0, row=LONG_STOP_95, last=94.0, mark=94.5) for t in range(10)]
     assert check_stops(samples, []).status is Status.OK
@@ -195,6 +208,30 @@ def test_no_crash_catches_a_bot_that_exits_by_itself():
 def test_sigterm_exits_zero_within_five_seconds(stop_s, code, ok):
     result = check_sigterm([run(end=RunEnd.SIGTERM, stop_s=stop_s, code=code)])
     assert (result.status is Status.OK) is ok
+
+
+def _sampled(rss_mb: list[float], threads: list[int], seconds: float) -> Run:
+    """A run of `seconds` sampled every 0.5 s, its RSS and threads ramping through the given points."""
+    n = int(seconds / 0.5)
+    pick = lambda points, i: points[min(len(points) - 1, i * len(points) // n)]  # noqa: E731
+    return dataclasses.replace(run(), rss_kb=tuple(int(pick(rss_mb, i) * 1024) for i in range(n)),
+                               threads=tuple(pick(threads, i) for i in range(n)))
+
+
+def test_resources_flat_passes_and_growth_is_caught():
+    flat = check_resources([_sampled([100, 101, 100, 102], [13, 13, 13, 13], 300)])
+    assert flat.status is Status.OK and "run 0: 300s" in flat.note
+    leak = check_resources([_sampled([100, 110, 130, 160], [13, 13, 13, 13], 300)])
+    assert [v.detail for v in leak.violations] == ["run 0: RSS grew from 130 to 160 MB"]
+    threads = check_resources([_sampled([100], [13, 13, 16, 19], 300)])
+    assert [v.detail for v in threads.violations] == ["run 0: threads grew from 16 to 19"]
+    assert check_resources([_sampled([100, 200], [13, 30], 60)]).status is Status.NOT_CHECKABLE  # too short
+
+
+def test_a_long_soak_ends_with_one_long_run():
+    plan = make_plan(1, 1800)
+    assert max(r.at_s for r in plan.restarts) < 1800 * 2 / 3 and max(f.at_s for f in plan.faults) > 1700
+    assert max(r.at_s for r in make_plan(1, LONG_RUN_SOAK_S - 1).restarts) > LONG_RUN_SOAK_S * 2 / 3
 
 
 def test_outputs_catch_tracebacks_and_secrets_without_repeating_them():

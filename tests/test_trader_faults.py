@@ -253,13 +253,13 @@ def test_stop_is_prompt_while_the_start_waits_for_a_rate_limit_reset(tmp_path, c
     # The markets read is answered 429 with the public pool exhausted for 30 s: the retried start
     # queues behind the reset. Before the fix close() waited for that start (~30 s).
     clients: list[KuCoinClient] = []
-    real_start = KuCoinClient.start
+    real_check = KuCoinClient.check_credentials  # live with keys: the first call of a start
 
-    def recorded_start(self):
+    def recorded_check(self):
         clients.append(self)
-        return real_start(self)
+        return real_check(self)
 
-    monkeypatch.setattr(KuCoinClient, "start", recorded_start)
+    monkeypatch.setattr(KuCoinClient, "check_credentials", recorded_check)
     with Simulator(seed=5, vol_scale=3.0) as sim:
         sim.fail_next("GET", "/api/v1/contracts/active", status=429, rate_headers=True)
         stop = threading.Event()
