@@ -685,9 +685,10 @@ class Trader:
         day_start = None
         if self.risk_state is None:
             day_start = self.journal.first_equity_since(utc_day(now_ms) * DAY_MS)
+        was_tripped = self.risk_state is not None and self.risk_state.tripped
         self.risk_state = update_risk_state(self.risk_state, equity=equity, now_ms=now_ms,
                                             limits=self.limits, day_start_equity=day_start)
-        if self.risk_state.tripped:
+        if self.risk_state.tripped and not was_tripped:  # once, not at every scan
             log.warning("daily loss limit reached: no new entries today")
 
     def _ws_reconnecting(self) -> bool:

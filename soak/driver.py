@@ -198,6 +198,9 @@ class Soak:
             "SCAN_INTERVAL_S": str(self.config.scan_interval_s), "STRATEGY": self.config.strategy,
             "TIMEFRAME": self.config.timeframe, "STOP_ATR_MULTIPLE": str(self.config.stop_atr_multiple),
             "TAKE_PROFIT_ATR_MULTIPLE": str(self.config.take_profit_atr_multiple), "LOG_LEVEL": "INFO",
+            # the churn pays fees every minute: at the default 5 % the bot would stop entering
+            # after a few minutes and the rest of the soak would test a bot that only watches
+            "DAILY_LOSS_LIMIT": "1",
         }
         proc = BotProcess(index, env=bot_environment(settings), env_file=self.env_file,
                           output_path=str(self.workdir / f"run-{index:02d}.log"), clock=self._clock)

@@ -323,3 +323,16 @@ def test_a_scan_says_what_it_did_and_trades_say_their_notional(env, caplog) -> N
     assert scan.startswith("scan: 1 symbols, 1 signals, 1 entered; open 1/1 (BTC/USDT:USDT long ")
     assert "uPnL" in scan and "oldest data" in scan
     trader.journal.close()
+
+
+def test_the_daily_loss_limit_is_logged_once_not_at_every_scan(env, caplog) -> None:
+    sim, settings, client = env
+    trader = _trader(client, settings)
+    trader.journal.record_equity(1e9, free=1e9)  # the day began far richer: the limit is reached
+    with caplog.at_level(logging.WARNING, logger="trader"):
+        for _ in range(3):
+            trader.scan()
+    warned = [r.getMessage() for r in caplog.records if "daily loss limit" in r.getMessage()]
+    assert warned == ["daily loss limit reached: no new entries today"]  # before the fix: one per scan
+    assert sim.orders() == []
+    trader.journal.close()
