@@ -28,13 +28,20 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from config import ConfigError, Settings, env_file_warning, load_settings
-from journal import Journal, summary
+from tradebot.journal import Journal
+from tradebot.journal_ops import summary
 from kucoin_client import KuCoinClient
-from kucoin_errors import (
-    AuthError, ClientClosed, InvalidArgument, KuCoinError, ProtocolError, TransportError, exchange_busy,
+from kucoin_futures.errors import (
+    AuthError,
+    ClientClosed,
+    InvalidArgument,
+    KuCoinError,
+    ProtocolError,
+    TransportError,
+    exchange_busy,
 )
-from paper import PaperBroker, PaperContract
-from trader import HISTORY_CANDLES, Trader
+from tradebot.paper import PaperBroker, PaperContract
+from tradebot.trader import HISTORY_CANDLES, Trader
 
 log = logging.getLogger("bot")
 T = TypeVar("T")

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from kucoin_errors import ConfigError
+from kucoin_futures.errors import ConfigError
 
 DEFAULT_FUTURES_URL = "https://api-futures.kucoin.com"
 TIMEFRAMES = ("1m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "1w")
@@ -61,7 +61,7 @@ class Settings:
     # waits up to one interval for the GIL while indicators compute: 0.5 ms keeps its p99 < 1 ms.
     gil_switch_interval_ms: float = 0.5
     # bot
-    strategy: str = "strategy:trend_momentum"  # module:function
+    strategy: str = "tradebot.strategy:trend_momentum"  # module:function
     scan_interval_s: float = 30.0
     journal_path: str = "bot_journal.sqlite3"
     log_level: str = "INFO"
@@ -144,7 +144,7 @@ def _symbols(raw: str) -> tuple[str, ...]:
 def _strategy(raw: str) -> str:
     module, _, func = raw.strip().partition(":")
     if not module or not func or not all(p.isidentifier() for p in (*module.split("."), func)):
-        raise ValueError("module:function, e.g. strategy:trend_momentum")
+        raise ValueError("module:function, e.g. tradebot.strategy:trend_momentum")
     return raw.strip()
 
 

@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from api_priority import Priority  # noqa: E402
-from kucoin_rest import RestGateway, build_exchange  # noqa: E402
+from kucoin_futures.rest.gateway import RestGateway, build_exchange  # noqa: E402
 
 SYMBOL = "BTC/USDT:USDT"
 SCAN_WEIGHT = 2 + 3  # ticker + kline per contract (protocol notes section 5.3)

@@ -40,8 +40,8 @@ import orjson
 
 from ceiling import raw_connect, split_frames
 from common import drop_ws, median, sim_state, wait_until
-from kucoin_protocol import to_kucoin_id
-from kucoin_wire import (
+from kucoin_futures.protocol.types import to_kucoin_id
+from kucoin_futures.protocol.wire import (
     TOPIC_CANDLE,
     TOPIC_LEVEL2,
     TOPIC_TICKER,

@@ -56,7 +56,7 @@ import reconnect  # noqa: E402
 import scan  # noqa: E402
 import ticker_read  # noqa: E402
 from kucoin_client import KuCoinClient  # noqa: E402
-from kucoin_rest import RestGateway, build_exchange  # noqa: E402
+from kucoin_futures.rest.gateway import RestGateway, build_exchange  # noqa: E402
 from report import NA, Row, attempt, pick, render, where_we_trail  # noqa: E402
 
 RESULTS = os.path.join(BENCH, "results", "latest.json")

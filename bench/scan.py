@@ -27,9 +27,10 @@ from typing import Any
 
 from common import median
 from kucoin_client import KuCoinClient
-from kucoin_protocol import InvalidArgument, to_kucoin_id
-from kucoin_rest import RestGateway, build_exchange
-from kucoin_restfeed import PublicRest, fetch_klines
+from kucoin_futures.errors import InvalidArgument
+from kucoin_futures.protocol.types import to_kucoin_id
+from kucoin_futures.rest.gateway import RestGateway, build_exchange
+from kucoin_futures.rest.public import PublicRest, fetch_klines
 from peers import CountingCcxt, ProLoop, ccxt_config
 
 TIMEFRAME, LIMIT = "1m", 100

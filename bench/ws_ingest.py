@@ -36,7 +36,7 @@ sys.path.insert(0, ROOT)
 
 import orjson  # noqa: E402
 
-import kucoin_feed  # noqa: E402
+import kucoin_futures.ws.feed as kucoin_feed  # noqa: E402
 from kucoin_websocket import KuCoinWebSocket  # noqa: E402
 
 # websocket-client is imported where used, so the memory child (e) holds only what the product does.
@@ -251,7 +251,7 @@ def read_cost_ns(base: str) -> float:
 
 def memory_main() -> None:
     """Child process: fill the caches through their API; print peak RSS in MiB."""
-    from kucoin_protocol import SOURCE_WEBSOCKET, Candle, OrderBook, Ticker, TIMEFRAMES
+    from kucoin_futures.protocol.types import SOURCE_WEBSOCKET, Candle, OrderBook, Ticker, TIMEFRAMES
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ws = KuCoinWebSocket(rest_url="http://127.0.0.1:9")  # never started: no I/O

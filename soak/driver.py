@@ -43,7 +43,7 @@ MIN_RUN_S = 2.0
 LAST_RUN_GRACE_S = 20.0  # the soak's end waits at most this long for the last bot to be signal-ready
 SIGTERM_GIVE_UP_S = 30.0  # a SIGTERM'd bot still running after this is killed
 SCAN_PATH = ("GET", "/api/v1/account-overview")  # Trader.scan begins with the balance
-TRADING_LINE = b" trader: trading "  # Trader.run's first line: scans begin
+TRADING_LINE = b" tradebot.trader: trading "  # Trader.run's first line: scans begin
 ORDER_PATH = ("POST", "/api/v1/orders")
 # kucoin_sim.faults.Faults counters: how often each fault actually fired in the simulator
 SIM_COUNTERS = ("failed", "lost", "delayed", "ws_refused", "ws_dropped", "malformed_sent", "tokens_expired",

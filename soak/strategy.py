@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from strategy import Action, ActionKind, Position, StrategyParams, atr, ohlc_arrays
+from tradebot.strategy import Action, ActionKind, Position, StrategyParams, atr, ohlc_arrays
 
 MIN_CANDLES = 20  # ATR(14) and a previous close
 

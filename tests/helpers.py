@@ -40,7 +40,7 @@ def ccxt_config(sim: Any, *, credentials: bool = True, **extra: Any) -> dict[str
 
 def start_gateway(sim: Any, *, timeout_ms: int = 10_000, credentials: Any = None, **gateway_kwargs: Any) -> Any:
     """A started RestGateway whose exchange is built like production's, pointed at the simulator."""
-    from kucoin_rest import RestGateway, build_exchange  # here: conftest imports helpers, not ccxt
+    from kucoin_futures.rest.gateway import RestGateway, build_exchange
 
     creds = credentials if credentials is not None else sim.credentials
     exchange = build_exchange(sim.url, api_key=creds.api_key, api_secret=creds.api_secret,

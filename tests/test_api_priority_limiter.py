@@ -2,7 +2,7 @@
 
 import pytest
 
-from ratelimit_pools import (
+from kucoin_futures.scheduling.pools import (
     PoolState,
     Priority,
     RateLimit,

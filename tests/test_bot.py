@@ -158,8 +158,8 @@ def test_live_without_keys_is_refused_not_quietly_paper(tmp_path: Path, capsys, 
 def test_paper_balance_is_a_setting(tmp_path: Path) -> None:
     import bot
     from config import load_settings
-    from journal import Journal
-    from paper import PaperBroker
+    from tradebot.journal import Journal
+    from tradebot.paper import PaperBroker
 
     class Client:  # only what make_broker reads
         markets = {"BTC/USDT:USDT": {"settle": "USDT", "linear": True, "contractSize": 0.001, "taker": 0.0006,

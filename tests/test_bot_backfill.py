@@ -102,8 +102,8 @@ def test_prefetch_reports_each_symbol_as_its_wait_ends(sim: Simulator, websocket
 
 
 def test_prefetch_refuses_a_hook_that_is_not_callable() -> None:
-    from kucoin_errors import InvalidArgument
-    from kucoin_prefetch import plan_prefetch
+    from kucoin_futures.errors import InvalidArgument
+    from kucoin_futures.client.prefetch import plan_prefetch
 
     with pytest.raises(InvalidArgument, match="on_symbol_done"):
         plan_prefetch(UNIVERSE, ("1m",), tickers=True, order_books=False, timeout_s=1.0, on_symbol_done="bar")

@@ -13,7 +13,7 @@ import pytest
 
 import bot
 from config import Settings, load_settings
-from kucoin_errors import AuthError
+from kucoin_futures.errors import AuthError
 from kucoin_sim import Simulator
 
 BOT = str(Path(__file__).resolve().parent.parent / "bot.py")

@@ -5,9 +5,10 @@ import threading
 
 import pytest
 
-from kucoin_cache import CandleCache, OrderBookCache, TickerCache
-from kucoin_candles import CandleSeries
-from kucoin_protocol import Candle, InvalidArgument, OrderBook, Ticker
+from kucoin_futures.ws.caches import CandleCache, OrderBookCache, TickerCache
+from kucoin_futures.protocol.candles import CandleSeries
+from kucoin_futures.errors import InvalidArgument
+from kucoin_futures.protocol.types import Candle, OrderBook, Ticker
 from tests.helpers import TIMEOUT_S
 
 SYMBOL = "BTC/USDT:USDT"
@@ -248,7 +249,7 @@ def test_candle_series_reads_back_equal_candles_and_columns():
 
 def test_candle_series_merge_matches_merge_candles():
     """Same semantics as kucoin_protocol.merge_candles on the same inputs."""
-    from kucoin_protocol import merge_candles
+    from kucoin_futures.protocol.book import merge_candles
 
     existing = [candle(m, 100.0 + m, float(m)) for m in range(0, 6)]
     incoming = [candle(m, 200.0 + m, 3.0, "rest") for m in range(3, 9)]

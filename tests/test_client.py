@@ -19,10 +19,10 @@ from ccxt.test.exchange.base.test_ticker import test_ticker as ccxt_ticker_check
 
 from config import load_settings
 from kucoin_client import KuCoinClient
-from kucoin_protocol import ClientClosed, InvalidArgument
-from kucoin_rest import ENDPOINTS, build_exchange
+from kucoin_futures.errors import ClientClosed, InvalidArgument
+from kucoin_futures.rest.gateway import ENDPOINTS, build_exchange
 from kucoin_sim import Simulator
-from kucoin_unified import iso8601
+from kucoin_futures.client.ccxt_shapes import iso8601
 from tests.helpers import ccxt_config, wait_until
 
 BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"

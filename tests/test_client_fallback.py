@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from kucoin_client import BOOK_MAX_AGE_S, FIRST_READ_WAIT_S, TICKER_MAX_AGE_S, KuCoinClient
+from kucoin_client import KuCoinClient
+from kucoin_futures.client.facade import BOOK_MAX_AGE_S, FIRST_READ_WAIT_S, TICKER_MAX_AGE_S
 from kucoin_sim import Simulator
 from kucoin_websocket import KuCoinWebSocket
 from tests.helpers import TIMEOUT_S, wait_until

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from config import Settings
 from kucoin_client import KuCoinClient
-from kucoin_errors import InvalidArgument, KuCoinError
+from kucoin_futures.errors import InvalidArgument, KuCoinError
 from kucoin_sim import Simulator
 from kucoin_websocket import FeedStats, State
 

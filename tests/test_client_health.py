@@ -6,14 +6,14 @@ import threading
 
 import pytest
 
-from kucoin_health import DegradedLog, SourceCounts
+from kucoin_futures.client.health import DegradedLog, SourceCounts
 
 KEY = ("candles", "BTC/USDT:USDT", "1m")
 
 
 def test_degraded_series_log_a_warning_once_then_debug_and_info_on_recovery(caplog: pytest.LogCaptureFixture) -> None:
     degraded = DegradedLog()
-    with caplog.at_level(logging.DEBUG, logger="kucoin_health"):
+    with caplog.at_level(logging.DEBUG, logger="kucoin_futures.client.health"):
         states = [bool(degraded.keys)]
         degraded.fell_back(KEY)
         degraded.fell_back(KEY)

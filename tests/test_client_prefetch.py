@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from kucoin_candles import CandleSeries
-from kucoin_client import FIRST_READ_WAIT_S, KuCoinClient, PrefetchResult
-from kucoin_protocol import Candle, InvalidArgument
+from kucoin_futures.protocol.candles import CandleSeries
+from kucoin_client import KuCoinClient, PrefetchResult
+from kucoin_futures.client.facade import FIRST_READ_WAIT_S
+from kucoin_futures.errors import InvalidArgument
+from kucoin_futures.protocol.types import Candle
 from kucoin_sim import Simulator
 from kucoin_websocket import KuCoinWebSocket
 from kucoin_websocket import State as WsState

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from kucoin_client import KuCoinClient
-from kucoin_protocol import AuthError, InsufficientFunds, InvalidOrder, TransportError
+from kucoin_futures.errors import AuthError, InsufficientFunds, InvalidOrder, TransportError
 from kucoin_sim import Simulator
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"

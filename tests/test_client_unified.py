@@ -4,9 +4,15 @@ from __future__ import annotations
 import ccxt
 import pytest
 
-from kucoin_candles import CandleSeries
-from kucoin_protocol import Candle, OrderBook, Ticker
-from kucoin_unified import OHLCV, candles_to_ccxt, iso8601, order_book_to_ccxt, ticker_to_ccxt
+from kucoin_futures.protocol.candles import CandleSeries
+from kucoin_futures.protocol.types import Candle, OrderBook, Ticker
+from kucoin_futures.client.ccxt_shapes import (
+    OHLCV,
+    candles_to_ccxt,
+    iso8601,
+    order_book_to_ccxt,
+    ticker_to_ccxt,
+)
 
 TICKER = Ticker(symbol="BTC/USDT:USDT", bid=67169.6, bid_size=32345, ask=67169.7, ask_size=7251, last=67158.4,
                 last_size=2936, ts_ms=1729163001780, received_at=12.5, source="websocket", sequence=1697895100310)

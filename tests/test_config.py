@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from config import DEFAULT_FUTURES_URL, Settings, env_file_warning, load_settings
-from kucoin_errors import ConfigError
+from kucoin_futures.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

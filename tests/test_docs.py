@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kucoin_rest import DEFAULT_WORKERS
-from kucoin_websocket import DEFAULT_REST_THREADS
+from kucoin_futures.rest.gateway import DEFAULT_WORKERS
+from kucoin_futures.ws.client import DEFAULT_REST_THREADS
 
 ROOT = Path(__file__).resolve().parent.parent
 WS_DOC = (ROOT / "docs" / "websocket.md").read_text()
@@ -30,7 +30,7 @@ def _log_rows() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("loggers", "message"), _log_rows())
 def test_websocket_doc_log_table_names_the_module_that_logs_each_line(loggers: str, message: str) -> None:
     """Issue 13.8: the fallback lines were listed under kucoin_client; kucoin_health logs them."""
-    source = "".join((ROOT / f"{name.strip()}.py").read_text() for name in loggers.split(","))
+    source = "".join((ROOT / f"{name.strip().replace('.', '/')}.py").read_text() for name in loggers.split(","))
     # the longest literal stretch of the message, between <placeholders>, URLs and [optional] parts
     literal = max((p.strip() for p in re.split(r"<[^>]+>|\S*://\S*|\[|\]", message)), key=len)
     assert literal in source

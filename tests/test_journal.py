@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from journal import Fill, Intent, Journal, ReconcileReport, reconcile, summary
-from kucoin_errors import ClientClosed, ConfigError, InvalidArgument, TransportError
-from paper import PaperBroker
-from risk import Summary, max_drawdown, summarize
+from tradebot.journal import Fill, Intent, Journal
+from tradebot.journal_ops import ReconcileReport, reconcile, summary
+from kucoin_futures.errors import ClientClosed, ConfigError, InvalidArgument, TransportError
+from tradebot.paper import PaperBroker
+from tradebot.risk import Summary, max_drawdown, summarize
 
 BTC = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"

@@ -9,10 +9,10 @@ from operator import methodcaller
 import pytest
 
 from api_priority import Priority
-from kucoin_ccxt import OrderNotFound
-from kucoin_orders import OrderManager
-from kucoin_errors import NoPosition
-from kucoin_protocol import ExchangeRejected, InsufficientFunds, InvalidArgument, InvalidOrder
+from kucoin_futures.errors import OrderNotFound
+from kucoin_futures.orders.manager import OrderManager
+from kucoin_futures.errors import NoPosition
+from kucoin_futures.errors import ExchangeRejected, InsufficientFunds, InvalidArgument, InvalidOrder
 from kucoin_sim import Simulator
 from tests.helpers import start_gateway
 

@@ -13,10 +13,10 @@ from operator import methodcaller
 import pytest
 
 from api_priority import Priority
-from kucoin_ccxt import OrderNotPlaced
-from kucoin_order_rules import ResolvePolicy
-from kucoin_orders import OrderManager
-from kucoin_protocol import AuthError, InsufficientFunds, InvalidArgument, OrderOutcomeUnknown
+from kucoin_futures.errors import OrderNotPlaced
+from kucoin_futures.orders.rules import ResolvePolicy
+from kucoin_futures.orders.manager import OrderManager
+from kucoin_futures.errors import AuthError, InsufficientFunds, InvalidArgument, OrderOutcomeUnknown
 from kucoin_sim import Simulator
 from kucoin_sim.auth import Credentials
 from tests.helpers import TIMEOUT_S, start_gateway

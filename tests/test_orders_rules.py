@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from kucoin_order_rules import (
+from kucoin_futures.orders.rules import (
     OrderRequest,
     OrderType,
     ResolvePolicy,
@@ -16,17 +16,17 @@ from kucoin_order_rules import (
     format_client_oid,
     resolve_step,
 )
-from kucoin_ccxt import OrderNotPlaced
-from kucoin_orders import Attempt, OutcomeResolver
-from kucoin_protocol import (
+from kucoin_futures.errors import OrderNotPlaced
+from kucoin_futures.orders.manager import Attempt, OutcomeResolver
+from kucoin_futures.errors import (
     AuthError,
     InvalidArgument,
     KuCoinError,
     OrderOutcomeUnknown,
     RateLimited,
-    Side,
     TransportError,
 )
+from kucoin_futures.protocol.types import Side
 
 # The fields of ccxt's market for KuCoin's XBTUSDTM that the checks read.
 BTC_MARKET = {

@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 from pytest import approx
 
-from journal import Journal, summary
-from kucoin_ccxt import OrderNotFound
-from kucoin_errors import InsufficientFunds, InvalidArgument, InvalidOrder, NoPosition
-from paper import PaperBroker, PaperContract
+from tradebot.journal import Journal
+from tradebot.journal_ops import summary
+from kucoin_futures.errors import OrderNotFound
+from kucoin_futures.errors import InsufficientFunds, InvalidArgument, InvalidOrder, NoPosition
+from tradebot.paper import PaperBroker, PaperContract
 
 BTC = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"

@@ -5,18 +5,10 @@ import json
 
 import pytest
 
-from kucoin_protocol import (
-    BookDelta,
-    BookStatus,
-    Candle,
-    InvalidArgument,
-    L2Book,
-    OrderBook,
-    Side,
-    decode_frame,
-    merge_candles,
-    parse_frame,
-)
+from kucoin_futures.errors import InvalidArgument
+from kucoin_futures.protocol.book import BookStatus, L2Book, merge_candles
+from kucoin_futures.protocol.parse import decode_frame, parse_frame
+from kucoin_futures.protocol.types import BookDelta, Candle, OrderBook, Side
 
 SYMBOL = "BTC/USD:BTC"
 

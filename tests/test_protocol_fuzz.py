@@ -24,30 +24,31 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kucoin_cache import CandleCache, OrderBookCache, TickerCache
-from kucoin_feed import MarketFeed
-from kucoin_health import health_report
-from kucoin_protocol import (
-    BookDelta,
-    BookStatus,
-    Candle,
-    FundingRate,
-    KuCoinError,
-    MarketData,
-    MarkIndex,
-    OrderBook,
-    ProtocolError,
-    Side,
-    Ticker,
-    Trade,
-    WsEndpoint,
-    WsSession,
+from kucoin_futures.ws.caches import CandleCache, OrderBookCache, TickerCache
+from kucoin_futures.ws.feed import MarketFeed
+from kucoin_futures.client.health import health_report
+from kucoin_futures.errors import KuCoinError, ProtocolError
+from kucoin_futures.protocol.book import BookStatus
+from kucoin_futures.protocol.parse import (
     parse_bullet,
     parse_frame,
     parse_rest_klines,
     parse_rest_order_book,
     parse_rest_ticker,
     parse_ticker_v2,
+)
+from kucoin_futures.protocol.session import WsSession
+from kucoin_futures.protocol.types import (
+    BookDelta,
+    Candle,
+    FundingRate,
+    MarketData,
+    MarkIndex,
+    OrderBook,
+    Side,
+    Ticker,
+    Trade,
+    WsEndpoint,
 )
 from kucoin_sim import Simulator
 from kucoin_websocket import KuCoinWebSocket

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from kucoin_protocol import (
+from kucoin_futures.errors import (
     AuthError,
     ClientClosed,
     ConfigError,
@@ -21,23 +21,27 @@ from kucoin_protocol import (
     ProtocolError,
     RateLimited,
     TransportError,
-    WsEndpoint,
-    batch_topics,
-    build_ping,
-    build_subscribe,
-    build_unsubscribe,
-    candle_type_to_timeframe,
     error_for_code,
+)
+from kucoin_futures.protocol.types import (
+    WsEndpoint,
+    candle_type_to_timeframe,
     granularity_to_timeframe,
-    is_private_topic,
-    parse_candle_topic,
-    redact_url,
-    split_topic,
     timeframe_seconds,
     timeframe_to_candle_type,
     timeframe_to_granularity,
     to_kucoin_id,
     to_unified,
+)
+from kucoin_futures.protocol.wire import (
+    batch_topics,
+    build_ping,
+    build_subscribe,
+    build_unsubscribe,
+    is_private_topic,
+    parse_candle_topic,
+    redact_url,
+    split_topic,
     topic_candle,
     topic_execution,
     topic_instrument,

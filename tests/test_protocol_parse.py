@@ -7,7 +7,17 @@ from typing import Any
 
 import pytest
 
-from kucoin_protocol import (
+from kucoin_futures.errors import ProtocolError
+from kucoin_futures.protocol.parse import (
+    decode_frame,
+    parse_bullet,
+    parse_frame,
+    parse_rest_klines,
+    parse_rest_order_book,
+    parse_rest_ticker,
+)
+from kucoin_futures.protocol.session import WsSession
+from kucoin_futures.protocol.types import (
     Ack,
     BookDelta,
     Candle,
@@ -16,20 +26,12 @@ from kucoin_protocol import (
     MarkIndex,
     OrderBook,
     Pong,
-    ProtocolError,
     ServerError,
     Side,
     Ticker,
     Trade,
     Welcome,
     WsEndpoint,
-    WsSession,
-    decode_frame,
-    parse_bullet,
-    parse_frame,
-    parse_rest_klines,
-    parse_rest_order_book,
-    parse_rest_ticker,
 )
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"

@@ -6,24 +6,17 @@ import random
 
 import pytest
 
-from kucoin_protocol import (
-    Ack,
+from kucoin_futures.errors import (
     AuthError,
     ConfigError,
     InvalidArgument,
-    MarketData,
-    Pong,
-    ReconnectDelays,
     ProtocolError,
     RateLimited,
-    ServerError,
     TransportError,
-    Welcome,
-    WsEndpoint,
-    WsSession,
-    backoff,
-    classify_ws_error,
 )
+from kucoin_futures.protocol.policy import ReconnectDelays, backoff
+from kucoin_futures.protocol.session import WsSession, classify_ws_error
+from kucoin_futures.protocol.types import Ack, MarketData, Pong, ServerError, Welcome, WsEndpoint
 
 ENDPOINT = WsEndpoint(url="ws://127.0.0.1:1/", token="t", ping_interval_s=18.0, ping_timeout_s=10.0, encrypt=False)
 TICKER = "/contractMarket/tickerV2:XBTUSDTM"

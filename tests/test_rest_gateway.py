@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from api_priority import Priority, PriorityExecutor
-from kucoin_ccxt import OrderNotFound
-from kucoin_orders import OrderManager
-from kucoin_protocol import (
+from kucoin_futures.errors import OrderNotFound
+from kucoin_futures.orders.manager import OrderManager
+from kucoin_futures.errors import (
     AuthError,
     ClientClosed,
     ExchangeRejected,
@@ -25,7 +25,7 @@ from kucoin_protocol import (
     RateLimited,
     TransportError,
 )
-from kucoin_rest import DEFAULT_LIMITS, ENDPOINTS, URL_KEYS, RestGateway, build_exchange
+from kucoin_futures.rest.gateway import DEFAULT_LIMITS, ENDPOINTS, URL_KEYS, RestGateway, build_exchange
 from kucoin_sim import Simulator
 from kucoin_sim.auth import Credentials
 from tests.helpers import TIMEOUT_S, StartLog, start_gateway, wait_until

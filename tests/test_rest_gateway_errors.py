@@ -7,9 +7,9 @@ import threading
 import ccxt
 import pytest
 
-from kucoin_ccxt import (
+from kucoin_futures.errors import OrderNotFound
+from kucoin_futures.rest.ccxt_seam import (
     HttpResponse,
-    OrderNotFound,
     RateLimitHeaders,
     RedactingLogger,
     ResponseTap,
@@ -19,7 +19,7 @@ from kucoin_ccxt import (
     redact,
     translate_ccxt_error,
 )
-from kucoin_protocol import (
+from kucoin_futures.errors import (
     AuthError,
     ExchangeRejected,
     InsufficientFunds,

@@ -6,8 +6,8 @@ import datetime as dt
 import pytest
 
 from config import Settings
-from kucoin_errors import InvalidArgument
-from risk import (
+from kucoin_futures.errors import InvalidArgument
+from tradebot.risk import (
     ProtectiveExit,
     RiskLimits,
     RiskState,

@@ -19,7 +19,7 @@ from soak.observe import sim_symbol
 from soak.plan import LONG_RUN_SOAK_S, PLANNED_FAULTS, make_plan
 from soak.report import counts, exit_code, render
 from soak.strategy import churn
-from strategy import ActionKind, Position, StrategyParams
+from tradebot.strategy import ActionKind, Position, StrategyParams
 
 X = "XBTUSDTM"
 E = "ETHUSDTM"

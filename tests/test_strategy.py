@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from config import Settings
-from kucoin_errors import ConfigError, InvalidArgument
-from kucoin_types import Candle
-from strategy import (
+from kucoin_futures.errors import ConfigError, InvalidArgument
+from kucoin_futures.protocol.types import Candle
+from tradebot.strategy import (
     FLAT,
     Action,
     ActionKind,

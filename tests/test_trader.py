@@ -9,12 +9,12 @@ import pytest
 
 import bot
 from config import load_settings
-from journal import Journal
+from tradebot.journal import Journal
 from kucoin_client import KuCoinClient
 from kucoin_sim import Simulator
-from risk import RiskState, utc_day
-from strategy import Action, ActionKind
-from trader import Trader
+from tradebot.risk import RiskState, utc_day
+from tradebot.strategy import Action, ActionKind
+from tradebot.trader import Trader
 
 BTC = "BTC/USDT:USDT"
 

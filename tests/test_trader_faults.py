@@ -14,12 +14,12 @@ import pytest
 
 import bot
 from config import load_settings
-from journal import Journal
+from tradebot.journal import Journal
 from kucoin_client import KuCoinClient
 from kucoin_sim import Simulator
-from strategy import Action, ActionKind
+from tradebot.strategy import Action, ActionKind
 from tests.helpers import TIMEOUT_S, wait_until
-from trader import OutageLog, Trader
+from tradebot.trader import OutageLog, Trader
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 BTC_ID = "XBTUSDTM"
@@ -147,7 +147,7 @@ def test_position_unknown_to_the_journal_gets_atr_exits(env, caplog) -> None:
     sim, settings, client = env
     client.create_market_order(BTC, "buy", 2, client_oid="manual-1")  # not the bot's
     trader = _trader(client, settings)
-    with caplog.at_level(logging.WARNING, logger="trader"):
+    with caplog.at_level(logging.WARNING, logger="tradebot.trader"):
         trader.reconcile()
     holding = trader.holdings[BTC]
     assert holding.exits is not None and holding.exits.stop_price < holding.entry_price
@@ -313,9 +313,9 @@ def test_an_outage_is_logged_at_its_start_with_growing_reminders_and_at_its_end(
 def test_a_scan_says_what_it_did_and_trades_say_their_notional(env, caplog) -> None:
     sim, settings, client = env
     trader = _trader(client, settings)
-    with caplog.at_level(logging.INFO, logger="trader"):
+    with caplog.at_level(logging.INFO, logger="tradebot.trader"):
         trader.scan()
-    lines = [r.getMessage() for r in caplog.records if r.name == "trader"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "tradebot.trader"]
     opened = next(line for line in lines if line.startswith("opened long BTC/USDT:USDT"))
     lots, price = trader.holdings[BTC].contracts, trader.holdings[BTC].entry_price
     assert f"notional {lots * 0.001 * price:.2f} USDT" in opened and "margin" in opened
@@ -329,7 +329,7 @@ def test_the_daily_loss_limit_is_logged_once_not_at_every_scan(env, caplog) -> N
     sim, settings, client = env
     trader = _trader(client, settings)
     trader.journal.record_equity(1e9, free=1e9)  # the day began far richer: the limit is reached
-    with caplog.at_level(logging.WARNING, logger="trader"):
+    with caplog.at_level(logging.WARNING, logger="tradebot.trader"):
         for _ in range(3):
             trader.scan()
     warned = [r.getMessage() for r in caplog.records if "daily loss limit" in r.getMessage()]

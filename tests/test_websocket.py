@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kucoin_protocol import OrderBook, Ticker
+from kucoin_futures.protocol.types import OrderBook, Ticker
 from kucoin_sim import Simulator
 from kucoin_websocket import KuCoinWebSocket, State
 from tests.helpers import TIMEOUT_S, wait_until
@@ -218,7 +218,7 @@ def test_ws_callbacks_that_raise_do_not_kill_the_feed(sim: Simulator) -> None:
 
 @pytest.mark.parametrize("bad", ["BTC/USDT", "BTCUSDTM", ""])
 def test_ws_rejects_bad_symbols_at_once(sim: Simulator, bad: str) -> None:
-    from kucoin_protocol import InvalidArgument
+    from kucoin_futures.errors import InvalidArgument
 
     ws = make_ws(sim)
     with pytest.raises(InvalidArgument):

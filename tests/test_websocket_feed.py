@@ -15,23 +15,14 @@ from typing import Any
 import orjson
 import pytest
 
-from kucoin_cache import CandleCache, OrderBookCache, TickerCache
-from kucoin_candles import slots_constructor
-from kucoin_bookfeed import fast_level2
-from kucoin_feed import MarketFeed, fast_ticker_v2
-from kucoin_protocol import (
-    BookDelta,
-    BookStatus,
-    Candle,
-    OrderBook,
-    ProtocolError,
-    Side,
-    Ticker,
-    parse_candle,
-    parse_level2,
-    parse_ticker,
-    parse_ticker_v2,
-)
+from kucoin_futures.ws.caches import CandleCache, OrderBookCache, TickerCache
+from kucoin_futures.protocol.candles import slots_constructor
+from kucoin_futures.ws.bookfeed import fast_level2
+from kucoin_futures.ws.feed import MarketFeed, fast_ticker_v2
+from kucoin_futures.errors import ProtocolError
+from kucoin_futures.protocol.book import BookStatus
+from kucoin_futures.protocol.parse import parse_candle, parse_level2, parse_ticker, parse_ticker_v2
+from kucoin_futures.protocol.types import BookDelta, Candle, OrderBook, Side, Ticker
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kucoin_protocol import ClientClosed
+from kucoin_futures.errors import ClientClosed
 from kucoin_sim import Simulator
 from kucoin_websocket import KuCoinWebSocket, State
 from tests.helpers import TIMEOUT_S, open_fd_count, wait_until
@@ -54,7 +54,7 @@ def test_ws_cannot_start_twice_or_restart(sim: Simulator, caplog: pytest.LogCapt
     ws = make_ws(sim).start()
     with pytest.raises(RuntimeError):
         ws.start()
-    with caplog.at_level(logging.INFO, logger="kucoin_websocket"):
+    with caplog.at_level(logging.INFO, logger="kucoin_futures.ws.client"):
         ws.stop()
         ws.stop()  # the second call returns at once: nothing left to shut down
     with pytest.raises(ClientClosed):

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from kucoin_protocol import RateLimited, TransportError, WsEndpoint
-from kucoin_restfeed import PublicRest, RestWorker, fetch_klines, fetch_order_book
+from kucoin_futures.errors import RateLimited, TransportError
+from kucoin_futures.protocol.types import WsEndpoint
+from kucoin_futures.rest.public import PublicRest, RestWorker, fetch_klines, fetch_order_book
 from kucoin_sim import Simulator
 from tests.helpers import TIMEOUT_S, wait_until
 

@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from api_priority import Priority
-from kucoin_ccxt import UniqueNonce
-from kucoin_rest import RestGateway, build_exchange
+from kucoin_futures.rest.ccxt_seam import UniqueNonce
+from kucoin_futures.rest.gateway import RestGateway, build_exchange
 from kucoin_sim import Simulator
 from kucoin_sim.auth import TIMESTAMP_WINDOW_MS, Credentials, ReplayGuard, sign, verify
 from kucoin_sim.errors import SimError

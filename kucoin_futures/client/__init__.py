@@ -1,0 +1,1 @@
+"""The facade KuCoinClient and its parts (prefetch, health, options, ccxt-shaped values)."""

@@ -1,0 +1,490 @@
+"""KuCoinClient: the library's facade for KuCoin Futures (USDT-margined perpetuals and more).
+
+    from kucoin_client import KuCoinClient
+
+    with KuCoinClient(api_key, api_secret, api_passphrase) as client:
+        client.get_ticker("BTC/USDT:USDT")              # {"bid": ..., "source": "websocket"}
+        client.get_ohlcv("BTC/USDT:USDT", "1m", limit=100)
+        client.create_market_order("BTC/USDT:USDT", "buy", 1, leverage=5)
+
+Market data (`get_ticker`, `get_ohlcv`, `get_order_book`) is served from the WebSocket cache when
+it is fresh — ticker and book within 10 s, candles when the newest one was refreshed within half
+a candle — and otherwise from REST, transparently; the result's `source` says which. The first
+read of a symbol subscribes and waits up to 500 ms for WebSocket data before falling back;
+`prefetch(symbols)` subscribes a whole universe at once and waits once instead.
+Orders and account calls go over REST through ccxt on a priority scheduler (CRITICAL orders,
+HIGH account, NORMAL market data, LOW history) within KuCoin's rate limits; an order is never
+sent twice and an ambiguous outcome is resolved by looking the order up (kucoin_orders.py).
+
+Nothing happens on the network until the first call (or `start()`); `close()` is idempotent and
+leaves no thread behind. Errors are the one tree of kucoin_errors.py.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kucoin_futures.scheduling.pools import Priority
+from kucoin_futures.errors import (
+    AuthError,
+    ClientClosed,
+    ConfigError,
+    ExchangeRejected,
+    InsufficientFunds,
+    InvalidArgument,
+    InvalidOrder,
+    KuCoinError,
+    NoPosition,
+    OrderNotFound,
+    OrderNotPlaced,
+    OrderOutcomeUnknown,
+    ProtocolError,
+    RateLimited,
+    TransportError,
+)
+from kucoin_futures.client.health import DegradedLog, SourceCounts, health_report
+from kucoin_futures.client.options import check_client_options, gil_switch_interval_s_of
+from kucoin_futures.orders.manager import OrderManager
+from kucoin_futures.client.prefetch import PrefetchResult, plan_prefetch, run_prefetch
+from kucoin_futures.protocol.parse import parse_bullet, parse_rest_order_book, parse_rest_ticker
+from kucoin_futures.protocol.types import Ticker, timeframe_seconds, to_kucoin_id
+from kucoin_futures.rest.gateway import RestGateway, build_exchange
+from kucoin_futures.rest.public import fetch_klines
+from kucoin_futures.client.ccxt_shapes import (
+    OHLCV,
+    OhlcvMemo,
+    candles_to_ccxt,
+    order_book_to_ccxt,
+    ticker_to_ccxt,
+)
+from kucoin_futures.ws.client import KuCoinWebSocket
+from kucoin_futures.ws.subscriptions import State as WsState
+
+__all__ = [
+    "OHLCV", "AuthError", "ClientClosed", "ConfigError", "ExchangeRejected", "InsufficientFunds",
+    "InvalidArgument", "InvalidOrder", "KuCoinClient", "KuCoinError", "NoPosition", "OrderNotFound",
+    "OrderNotPlaced", "OrderOutcomeUnknown", "PrefetchResult", "ProtocolError", "RateLimited", "TransportError",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FUTURES_URL = "https://api-futures.kucoin.com"
+TICKER_MAX_AGE_S = 10.0  # a cached ticker older than this is not served
+BOOK_MAX_AGE_S = 10.0
+FIRST_READ_WAIT_S = 0.5  # the first read of a symbol waits this long for WebSocket data
+PREFETCH_TIMEOUT_S = 5.0  # prefetch's one wait for a universe's first data (connect, acks, history)
+MAX_OHLCV_LIMIT = 500  # candles kept per symbol and timeframe
+PATH_TICKER = "/api/v1/ticker"
+PATH_BOOK = "/api/v1/level2/snapshot"
+
+
+class KuCoinClient:
+    """Market data from a WebSocket cache with REST fallback; orders that are never lost.
+
+    Args:
+        api_key, api_secret, api_passphrase: KuCoin API credentials (all three, or none for
+            market data only). Never logged, never in repr() or error messages.
+        enable_websocket: serve market data from the WebSocket cache (else REST only).
+        futures_url: KuCoin Futures REST base URL; the only host the client talks to.
+        gil_switch_interval_s: passed to KuCoinWebSocket (sys.setswitchinterval while it runs;
+            None leaves the process's setting alone).
+        exchange, gateway, websocket, orders: injected parts (tests, shared executors); by default
+            built from the arguments above, without I/O.
+        clock: monotonic seconds, for freshness.
+        wall_clock: epoch seconds, for kline time ranges and clientOids.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        api_passphrase: str | None = None,
+        *,
+        enable_websocket: bool = True,
+        futures_url: str = DEFAULT_FUTURES_URL,
+        request_timeout_s: float = 10.0,
+        gil_switch_interval_s: float | None = None,
+        # injected parts
+        exchange: Any = None,
+        gateway: RestGateway | None = None,
+        websocket: KuCoinWebSocket | None = None,
+        orders: OrderManager | None = None,
+        # freshness policy and time
+        ticker_max_age_s: float = TICKER_MAX_AGE_S,
+        book_max_age_s: float = BOOK_MAX_AGE_S,
+        first_read_wait_s: float = FIRST_READ_WAIT_S,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        check_client_options(api_key=api_key, api_secret=api_secret, api_passphrase=api_passphrase,
+                             enable_websocket=enable_websocket, futures_url=futures_url,
+                             request_timeout_s=request_timeout_s, gil_switch_interval_s=gil_switch_interval_s,
+                             ticker_max_age_s=ticker_max_age_s, book_max_age_s=book_max_age_s,
+                             first_read_wait_s=first_read_wait_s, clock=clock, wall_clock=wall_clock)
+        if exchange is None and gateway is None:
+            exchange = build_exchange(futures_url, api_key=api_key, api_secret=api_secret,
+                                      api_passphrase=api_passphrase, timeout_ms=int(request_timeout_s * 1000))
+        self._gateway = gateway if gateway is not None else RestGateway(exchange, clock=clock)
+        self._orders = orders if orders is not None else OrderManager(self._gateway, clock=clock,
+                                                                      wall_clock=wall_clock)
+        self._ws: KuCoinWebSocket | None = None
+        if enable_websocket:
+            self._ws = websocket if websocket is not None else KuCoinWebSocket(
+                rest_url=futures_url, rest_get=self._rest_get, token_provider=self._bullet_public,
+                clock=clock, wall_clock=wall_clock, gil_switch_interval_s=gil_switch_interval_s)
+        self.futures_url = futures_url
+        self._ticker_max_age_s = ticker_max_age_s
+        self._book_max_age_s = book_max_age_s
+        self._first_read_wait_s = first_read_wait_s
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._lock = threading.Lock()  # lifecycle and the subscribed set
+        self._start_lock = threading.Lock()  # one start at a time
+        # Held through a whole close: a second close() (the bot's stop watcher and its exit) returns
+        # only once the first has joined every thread. Reentrant for a close() from a callback.
+        self._close_lock = threading.RLock()
+        self._started = False
+        self._closed = False
+        self._subscribed: set[tuple[str, ...]] = set()
+        # Symbols whose ticker is subscribed (so known valid): get_ticker's hot path reads this
+        # set without a lock (a membership test of a set only ever added to is atomic).
+        self._live_tickers: set[str] = set()
+        # symbol -> (the cached Ticker last converted, its ccxt dict): a cache hit on an unchanged
+        # ticker costs a dict copy instead of a conversion. Races only convert twice.
+        self._ticker_dicts: dict[str, tuple[Ticker, dict[str, Any]]] = {}
+        self._counts = SourceCounts()
+        self._degraded = DegradedLog()
+        self._degraded_keys = self._degraded.keys  # series served from REST now (hot-path test)
+        self._ohlcv_memo = OhlcvMemo()  # converted rows of unchanged candle series
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "started" if self._started else "new"
+        return f"KuCoinClient(futures_url={self.futures_url!r}, websocket={self._ws is not None}, state={state})"
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> KuCoinClient:
+        """Build a client from config.Settings (credentials, URL, ENABLE_WEBSOCKET, GIL switch).
+
+        Raises:
+            InvalidArgument: `settings` is not a Settings, or one of its values is unusable.
+        """
+        try:
+            credentials = (settings.api_key, settings.api_secret, settings.api_passphrase)
+            enable_websocket, futures_url = settings.enable_websocket, settings.futures_url
+            switch_ms = settings.gil_switch_interval_ms
+        except AttributeError:
+            raise InvalidArgument(f"settings must be a config.Settings, not {type(settings).__name__}") from None
+        kwargs.setdefault("gil_switch_interval_s", gil_switch_interval_s_of(switch_ms))
+        return cls(*credentials, enable_websocket=enable_websocket, futures_url=futures_url, **kwargs)
+
+    @property
+    def source_counts(self) -> dict[str, int]:
+        """Market-data reads served so far, by source: {"websocket": n, "rest": m} (a copy)."""
+        return self._counts.snapshot()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> KuCoinClient:
+        """Load the markets and start the WebSocket thread (done lazily by the first call)."""
+        # Starts are serialised by their own lock, not the lifecycle one: close() must not wait
+        # for a start queued behind a rate-limit reset; it fails that start with ClientClosed.
+        with self._start_lock:
+            with self._lock:
+                if self._closed:
+                    raise ClientClosed("KuCoinClient is closed")
+                if self._started:
+                    return self
+            self._gateway.start()
+            with self._lock:
+                if self._closed:
+                    raise ClientClosed("KuCoinClient is closed")
+                if self._ws is not None and self._ws.state is WsState.NEW:  # an injected one may run
+                    self._ws.start()
+                self._started = True
+        return self
+
+    def check_credentials(self) -> dict[str, Any]:
+        """Check the API keys with one private call (the balance) before anything else starts.
+
+        Loads the markets if needed but leaves the WebSocket alone (start() or the first
+        market-data call starts it), so bad keys are found before a socket opens or a
+        subscription is sent.
+
+        Returns:
+            The USDT balance, as get_balance("USDT").
+
+        Raises:
+            AuthError: the keys were refused (or none were given); its ``code`` is KuCoin's
+                (400003 unknown key, 400004 passphrase, 400005 signature, ...).
+            ClientClosed: after close().
+        """
+        with self._start_lock:
+            with self._lock:
+                if self._closed:
+                    raise ClientClosed("KuCoinClient is closed")
+            self._gateway.start()  # idempotent; a later start() does not load the markets again
+        return self._orders.get_balance("USDT")
+
+    def close(self) -> None:
+        """Stop the WebSocket, fail queued calls with ClientClosed, join every thread. Idempotent."""
+        with self._close_lock:
+            with self._lock:
+                if self._closed:
+                    return
+                self._closed = True
+            self._orders.close()
+            if self._ws is not None:
+                self._ws.stop()
+            self._gateway.close()
+
+    def __enter__(self) -> KuCoinClient:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def markets(self) -> Any:
+        """ccxt's markets (unified symbol -> market), loaded at start."""
+        self._ensure_started()
+        return self._gateway.markets
+
+    @property
+    def websocket(self) -> KuCoinWebSocket | None:
+        return self._ws
+
+    # -- market data ---------------------------------------------------------------------------
+    def get_ticker(self, symbol: str) -> dict[str, Any]:
+        """Return ccxt's ticker for `symbol`, plus `source` ("websocket" or "rest")."""
+        ws = self._ws
+        # Hot path, a few microseconds: a subscribed (hence validated) symbol with a fresh cache.
+        if ws is not None and not self._closed and isinstance(symbol, str) and symbol in self._live_tickers:
+            ticker = ws.get_ticker(symbol, max_age_s=self._ticker_max_age_s)
+            if ticker is not None:
+                return self._ticker_from_cache(ticker)
+        self._check_symbol(symbol)
+        if ws is not None:
+            if self._subscribe(("ticker", symbol), ws.subscribe_ticker, symbol):
+                ticker = ws.wait_for_ticker(symbol, timeout_s=self._first_read_wait_s,
+                                            max_age_s=self._ticker_max_age_s)
+                self._live_tickers.add(symbol)
+            else:
+                ticker = ws.get_ticker(symbol, max_age_s=self._ticker_max_age_s)
+            if ticker is not None:
+                return self._ticker_from_cache(ticker)
+            self._degraded.fell_back(("ticker", symbol))
+        payload = self._rest_get(PATH_TICKER, {"symbol": to_kucoin_id(symbol)})
+        self._count("rest")
+        return ticker_to_ccxt(parse_rest_ticker(payload, received_at=self._clock()))
+
+    def get_ohlcv(self, symbol: str, timeframe: str = "1m", limit: int = 100) -> OHLCV:
+        """Return the newest `limit` candles, oldest first: [ts_ms, open, high, low, close, volume].
+
+        The last row is the candle in progress. Served from the WebSocket cache while its newest
+        candle was refreshed within half a candle, otherwise from REST kline history.
+        """
+        step_s = timeframe_seconds(timeframe)  # InvalidArgument for an unknown timeframe
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OHLCV_LIMIT:
+            raise InvalidArgument(f"limit must be an int from 1 to {MAX_OHLCV_LIMIT}, got {limit!r}")
+        ws = self._ws
+        key = ("candles", symbol, timeframe)
+        # A subscribed series was validated when it was subscribed: skip the market check.
+        if ws is None or self._closed or not isinstance(symbol, str) or key not in self._subscribed:
+            self._check_symbol(symbol)
+        if ws is not None:
+            max_age_s = step_s / 2
+            if key not in self._subscribed and self._subscribe(key, ws.subscribe_candles, symbol, timeframe):
+                candles = ws.wait_for_candles(symbol, timeframe, timeout_s=self._first_read_wait_s,
+                                              max_age_s=max_age_s)
+            else:
+                candles = ws.get_candles(symbol, timeframe, max_age_s=max_age_s)
+            if candles and len(candles) >= limit:
+                if self._degraded_keys:
+                    self._degraded.recovered(key)
+                return self._served_rows(self._ohlcv_memo.rows(key, candles, limit), "websocket")
+            self._degraded.fell_back(key)
+        # Windows of under 200 periods (kucoin_restfeed.fetch_klines): KuCoin's docs give 200 or
+        # 500 rows a call (protocol notes section 7.1) and do not say which end a longer range
+        # loses, so one call for `limit` > 200 could miss the newest candles.
+        now_ms = int(self._wall_clock() * 1000)
+        candles = fetch_klines(self._rest_get, to_kucoin_id(symbol), timeframe,
+                               from_ms=now_ms - limit * step_s * 1000, to_ms=now_ms, received_at=self._clock())
+        return self._served_rows(candles_to_ccxt(candles, limit), "rest")
+
+    def get_order_book(self, symbol: str, limit: int = 20) -> dict[str, Any]:
+        """Return ccxt's order book with `limit` levels per side, plus `source`."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidArgument(f"limit must be a positive int, got {limit!r}")
+        self._check_symbol(symbol)
+        if self._ws is not None:
+            key = ("book", symbol)
+            if self._subscribe(key, self._ws.subscribe_order_book, symbol):
+                book = self._ws.wait_for_order_book(symbol, timeout_s=self._first_read_wait_s,
+                                                    max_age_s=self._book_max_age_s)
+            else:
+                book = self._ws.get_order_book(symbol, max_age_s=self._book_max_age_s)
+            if book is not None:
+                self._degraded.recovered(key)
+                self._count("websocket")
+                return order_book_to_ccxt(book, limit)
+            self._degraded.fell_back(key)
+        payload = self._rest_get(PATH_BOOK, {"symbol": to_kucoin_id(symbol)})
+        self._count("rest")
+        return order_book_to_ccxt(parse_rest_order_book(payload, received_at=self._clock()), limit)
+
+    def prefetch(self, symbols: Iterable[str], *, timeframes: Iterable[str] = ("1m",), tickers: bool = True,
+                 order_books: bool = False, timeout_s: float = PREFETCH_TIMEOUT_S,
+                 on_symbol_done: Callable[[str], object] | None = None) -> PrefetchResult:
+        """Subscribe the market data of many symbols at once, then wait once for it to arrive.
+
+        One wait of at most `timeout_s` replaces a wait of up to FIRST_READ_WAIT_S per first
+        read; no later read of these series waits. Late data is no error: its symbols are the
+        result's `missing` (every symbol without the WebSocket), read from REST until it arrives.
+        `on_symbol_done(symbol)` is called on this thread as each symbol's wait ends, arrived or
+        not (at once for every symbol without the WebSocket): a progress bar's hook.
+
+        Returns:
+            PrefetchResult(ready=(...), missing=(...)), symbols in the order given; ready: its
+            ticker (if `tickers`), candles of every timeframe and book (if `order_books`) arrived.
+
+        Raises:
+            InvalidArgument: an unknown symbol or timeframe, a bad timeout (before any subscribe).
+        """
+        unique, keys = plan_prefetch(symbols, timeframes, tickers=tickers, order_books=order_books,
+                                     timeout_s=timeout_s, on_symbol_done=on_symbol_done)
+        self._ensure_started()
+        for symbol in unique:
+            self._check_symbol(symbol)
+        ws = self._ws
+        if ws is None:
+            if on_symbol_done is not None:
+                for symbol in unique:
+                    on_symbol_done(symbol)
+            return PrefetchResult(ready=(), missing=unique)
+        with self._lock:
+            new = [key for key in keys if key not in self._subscribed]
+            self._subscribed.update(new)
+        self._live_tickers.update(key[1] for key in keys if key[0] == "ticker")
+        result = run_prefetch(ws, unique, keys, subscribe=new, timeout_s=timeout_s,
+                              ticker_max_age_s=self._ticker_max_age_s, book_max_age_s=self._book_max_age_s,
+                              on_symbol_done=on_symbol_done)
+        log.debug("prefetched %d symbols: %d ready, %d missing", len(unique), len(result.ready), len(result.missing))
+        return result
+
+    # -- orders and account (CRITICAL / HIGH on the scheduler) ---------------------------------
+    def create_market_order(self, symbol: str, side: str, amount: int, *, leverage: int | None = None,
+                            reduce_only: bool = False, client_oid: str | None = None) -> dict[str, Any]:
+        """Place a market order of `amount` contracts; never sent twice (see kucoin_orders)."""
+        self._ensure_started()
+        return self._orders.create_market_order(symbol, side, amount, leverage=leverage,
+                                                reduce_only=reduce_only, client_oid=client_oid)
+
+    def create_limit_order(self, symbol: str, side: str, amount: int, price: float, *,
+                           leverage: int | None = None, post_only: bool = False,
+                           reduce_only: bool = False, client_oid: str | None = None) -> dict[str, Any]:
+        """Place a limit order of `amount` contracts at `price`."""
+        self._ensure_started()
+        return self._orders.create_limit_order(symbol, side, amount, price, leverage=leverage,
+                                               post_only=post_only, reduce_only=reduce_only,
+                                               client_oid=client_oid)
+
+    def cancel_order(self, order_id: str, symbol: str | None = None) -> dict[str, Any]:
+        self._ensure_started()
+        return self._orders.cancel_order(order_id, symbol)
+
+    def get_order(self, order_id: str | None = None, symbol: str | None = None, *,
+                  client_oid: str | None = None) -> dict[str, Any]:
+        """Return an order by exchange id or by our client_oid."""
+        self._ensure_started()
+        return self._orders.get_order(order_id, symbol, client_oid=client_oid)
+
+    def get_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        self._ensure_started()
+        return self._orders.get_open_orders(symbol)
+
+    def close_position(self, symbol: str) -> dict[str, Any]:
+        """Close the whole position with a reduce-only market order; return it (like
+        create_market_order: ids, no fill yet). NoPosition (an InvalidOrder) when there is no
+        position: nothing is sent."""
+        self._ensure_started()
+        return self._orders.close_position(symbol)
+
+    def get_balance(self, currency: str = "USDT") -> dict[str, Any]:
+        """Return ccxt's balance of the futures account in `currency` (a settle currency's ccxt
+        code: "USDT", "BTC", ...; InvalidArgument for anything else, before anything is sent)."""
+        self._ensure_started()
+        return self._orders.get_balance(currency)
+
+    def get_positions(self) -> list[dict[str, Any]]:
+        self._ensure_started()
+        return self._orders.get_positions()
+
+    def set_leverage(self, symbol: str, leverage: int) -> dict[str, Any]:
+        self._ensure_started()
+        return self._orders.set_leverage(symbol, leverage)
+
+    # -- health --------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """WebSocket state, data ages, reconnects, rate-limit budget left, queue depth per priority.
+
+        Returns a plain dict: ``started``, ``closed``, ``source_counts``, ``rate_limit`` (pool ->
+        limit, remaining, reset_in_s), ``queue_depths`` (priority name -> queued calls),
+        ``in_flight``, and ``websocket``: ``enabled`` and, when enabled, ``state``, ``healthy``,
+        ``connections``, ``reconnects``, ``connect_failures``, ``messages``, ``malformed``, ``resyncs`` and
+        ``data_ages_s`` (topic -> seconds since its newest message, None before the first).
+        """
+        return health_report(started=self._started, closed=self._closed, source_counts=self.source_counts,
+                             gateway=self._gateway, ws=self._ws)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _ensure_started(self) -> None:
+        if self._closed:
+            raise ClientClosed("KuCoinClient is closed")
+        if not self._started:
+            self.start()
+
+    def _check_symbol(self, symbol: str) -> None:
+        self._ensure_started()
+        if not isinstance(symbol, str) or symbol not in self._gateway.markets:
+            raise InvalidArgument(f"symbol={symbol!r}: not a KuCoin Futures market "
+                                  "(use ccxt unified symbols such as 'BTC/USDT:USDT')")
+        to_kucoin_id(symbol)  # InvalidArgument for a market we cannot subscribe (dated futures)
+
+    def _subscribe(self, key: tuple[str, ...], subscribe: Callable[..., None], *args: str) -> bool:
+        """Subscribe once per key; return True the first time (the caller then waits)."""
+        with self._lock:
+            if key in self._subscribed:
+                return False
+            self._subscribed.add(key)
+        subscribe(*args)
+        return True
+
+    def _rest_get(self, path: str, params: Any) -> Any:
+        return self._gateway.rest_get(path, params, priority=Priority.NORMAL)
+
+    def _bullet_public(self) -> Any:
+        envelope = self._gateway.call(Priority.HIGH, "bullet_public",
+                                      lambda ex: ex.futuresPublicPostBulletPublic())
+        return parse_bullet(envelope)
+
+    def _ticker_from_cache(self, ticker: Ticker) -> dict[str, Any]:
+        if self._degraded_keys:
+            self._degraded.recovered(("ticker", ticker.symbol))
+        converted = self._ticker_dicts.get(ticker.symbol)
+        if converted is None or converted[0] is not ticker:
+            converted = (ticker, ticker_to_ccxt(ticker))
+            self._ticker_dicts[ticker.symbol] = converted
+        self._counts.add_websocket()
+        result = converted[1].copy()  # the caller owns its dict, and a fresh "info" in it
+        result["info"] = {}
+        return result
+
+    def _count(self, source: str) -> None:
+        self._counts.add(source)
+
+    def _served_rows(self, rows: Iterable[list[float]], source: str) -> OHLCV:
+        self._count(source)
+        return OHLCV(rows, source)
+

@@ -1,0 +1,1 @@
+"""The WebSocket layer: one thread keeping the ticker, candle and book caches fresh."""

@@ -1,0 +1,461 @@
+"""The bot's durable journal in SQLite: order intents before they are sent, fills, snapshots,
+paper-broker state; restart reconciliation and the exit summary.
+
+    with Journal("bot_journal.sqlite3").open() as journal:
+        journal.record_intent(oid, "BTC/USDT:USDT", "buy", 3, kind="entry", contract_size=0.001)
+        try:
+            order = client.create_market_order(..., client_oid=oid)   # only after the commit
+        except OrderOutcomeUnknown as exc:
+            journal.mark_unknown(oid, str(exc))                        # never re-sent
+        else:
+            journal.apply_order(oid, order)                            # placed / filled + fill
+
+    report = reconcile(journal, lookup)   # at start-up: resolve pending/unknown/placed intents
+
+Durability: WAL mode with ``synchronous=FULL``, so a committed intent survives a crash or power
+loss before the order leaves. A restart never re-sends: ``reconcile`` only looks intents up by
+clientOid (KuCoin: GET /api/v1/orders/byClientOid) and records what the exchange says.
+
+Intent states (a transition table; re-marking the same state is a no-op update)::
+
+    pending --> placed | rejected | unknown | filled | canceled
+    unknown --> placed | rejected | filled | canceled
+    placed  --> filled | canceled
+    filled, rejected, canceled: final
+
+Fills are kept per order (``fill_id = "order:<orderId>"``, cumulative size, average price, total
+fee) and upserted, so seeing an order twice never double-counts. PnL assumes linear contracts.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import astuple, dataclass
+from typing import Any
+
+from kucoin_futures.errors import ClientClosed, ConfigError, InvalidArgument
+
+__all__ = [
+    "Fill",
+    "Intent",
+    "Journal",
+    "Protection",
+    "ReconcileReport",
+    "reconcile",
+    "summary",
+]
+
+log = logging.getLogger(__name__)
+
+CLIENT_OID_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # KuCoin: clientOid <= 40 chars of this set
+KINDS = ("entry", "exit", "close")
+UNRESOLVED = ("pending", "unknown")
+ACTIVE = ("pending", "unknown", "placed")
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"placed", "rejected", "unknown", "filled", "canceled"}),
+    "unknown": frozenset({"placed", "rejected", "filled", "canceled"}),
+    "placed": frozenset({"filled", "canceled"}),
+    "filled": frozenset(),
+    "rejected": frozenset(),
+    "canceled": frozenset(),
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS intents (
+    client_oid TEXT PRIMARY KEY, symbol TEXT NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('buy', 'sell')), amount INTEGER NOT NULL CHECK (amount > 0),
+    kind TEXT NOT NULL, reduce_only INTEGER NOT NULL, contract_size REAL NOT NULL,
+    reason TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+    status TEXT NOT NULL, order_id TEXT, error TEXT);
+CREATE INDEX IF NOT EXISTS intents_by_status ON intents (status);
+CREATE TABLE IF NOT EXISTS fills (
+    fill_id TEXT PRIMARY KEY, client_oid TEXT, order_id TEXT, symbol TEXT NOT NULL,
+    side TEXT NOT NULL, amount INTEGER NOT NULL, price REAL NOT NULL, fee REAL NOT NULL,
+    fee_currency TEXT NOT NULL, contract_size REAL NOT NULL, ts_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS position_snapshots (
+    id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    contracts INTEGER NOT NULL, entry_price REAL, mark_price REAL, unrealised_pnl REAL);
+CREATE TABLE IF NOT EXISTS equity_snapshots (
+    id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, equity REAL NOT NULL, free REAL);
+CREATE TABLE IF NOT EXISTS protections (
+    symbol TEXT PRIMARY KEY, client_oid TEXT, side TEXT NOT NULL CHECK (side IN ('long', 'short')),
+    stop_price REAL NOT NULL, take_profit_price REAL, trailing_distance REAL, watermark REAL,
+    trailing_active INTEGER NOT NULL, atr REAL, updated_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS paper_state (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+"""
+_INTENT_COLUMNS = ("client_oid, symbol, side, amount, kind, reduce_only, contract_size, reason, "
+                   "created_ms, updated_ms, status, order_id, error")
+_FILL_COLUMNS = ("fill_id, client_oid, order_id, symbol, side, amount, price, fee, fee_currency, "
+                 "contract_size, ts_ms")
+_PROTECTION_COLUMNS = ("symbol, client_oid, side, stop_price, take_profit_price, trailing_distance, "
+                       "watermark, trailing_active, atr, updated_ms")
+_UPSERT_PROTECTION = (f"INSERT OR REPLACE INTO protections ({_PROTECTION_COLUMNS}) "
+                      f"VALUES ({', '.join('?' * 10)})")
+_UPSERT_FILL = f"INSERT OR REPLACE INTO fills ({_FILL_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """One order the bot decided to send, and what became of it."""
+
+    client_oid: str
+    symbol: str
+    side: str  # "buy" | "sell"
+    amount: int  # contracts
+    kind: str  # "entry" | "exit" | "close"
+    reduce_only: bool
+    contract_size: float
+    reason: str
+    created_ms: int
+    updated_ms: int
+    status: str
+    order_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """What an order executed: cumulative contracts at the average price, and the total fee."""
+
+    fill_id: str
+    client_oid: str | None
+    order_id: str | None
+    symbol: str
+    side: str
+    amount: int
+    price: float
+    fee: float
+    fee_currency: str
+    contract_size: float
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """The protective exits of one position, as journaled: the stop, take profit and trailing
+    state the running bot enforces, and the ATR they were set from (to re-anchor them on the fill).
+    `client_oid` is the entry intent that opened the position (None for an adopted position)."""
+
+    symbol: str
+    client_oid: str | None
+    side: str  # "long" | "short"
+    stop_price: float
+    take_profit_price: float | None
+    trailing_distance: float | None
+    watermark: float | None
+    trailing_active: bool
+    atr: float | None
+    updated_ms: int = 0
+
+
+class Journal:
+    """One SQLite connection guarded by a lock; safe to share between threads."""
+
+    def __init__(self, path: str, *, wall_clock: Callable[[], float] = time.time) -> None:
+        self._path = path
+        self._wall_clock = wall_clock
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._state = _State.NEW
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def open(self) -> Journal:
+        """Open (or create) the database file; return self.
+
+        Raises:
+            ConfigError: the file cannot be opened or is not a journal (variable JOURNAL_PATH).
+        """
+        with self._lock:
+            if self._state is not _State.NEW:
+                raise ClientClosed(f"journal already {self._state.value}")
+            try:
+                self._conn = _connect(self._path)
+            except sqlite3.DatabaseError as exc:
+                raise ConfigError(f"cannot use {self._path} as the journal: {exc}",
+                                  variable="JOURNAL_PATH") from exc
+            self._state = _State.OPEN
+        return self
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the main file and close; idempotent."""
+        with self._lock:
+            if self._state is _State.OPEN and self._conn is not None:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._conn.close()
+            self._conn, self._state = None, _State.CLOSED
+
+    def __enter__(self) -> Journal:
+        return self if self._state is _State.OPEN else self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- intents --------------------------------------------------------------------------------
+    def record_intent(self, client_oid: str, symbol: str, side: str, amount: int, *, kind: str,
+                      contract_size: float, reduce_only: bool = False, reason: str = "",
+                      protection: Protection | None = None) -> Intent:
+        """Commit a new intent (status pending) durably; send the order only after this returns.
+
+        An entry's `protection` (its planned exits) commits in the same transaction, so a position
+        the exchange opened for it is never without its stop after a crash.
+
+        Raises:
+            InvalidArgument: bad clientOid, side, amount or kind, or the clientOid already exists.
+        """
+        if not CLIENT_OID_RE.fullmatch(client_oid):
+            raise InvalidArgument(f"clientOid must be 1-40 of [A-Za-z0-9_-]: {client_oid!r}")
+        if side not in ("buy", "sell") or kind not in KINDS or int(amount) != amount or amount <= 0:
+            raise InvalidArgument(f"bad intent: side={side!r} kind={kind!r} amount={amount!r}")
+        now_ms = self._now_ms()
+        intent = Intent(client_oid, symbol, side, int(amount), kind, bool(reduce_only),
+                        float(contract_size), reason, now_ms, now_ms, "pending")
+        try:
+            with self._transaction() as conn:
+                conn.execute(f"INSERT INTO intents ({_INTENT_COLUMNS}) VALUES "
+                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", astuple(intent))
+                if protection is not None:
+                    conn.execute(_UPSERT_PROTECTION, _protection_row(protection, now_ms))
+        except sqlite3.IntegrityError as exc:
+            raise InvalidArgument(f"clientOid {client_oid} is already journaled") from exc
+        return intent
+
+    def mark_placed(self, client_oid: str, order_id: str | None) -> Intent:
+        """The exchange accepted the order (it has an orderId)."""
+        return self._transition(client_oid, "placed", order_id=order_id)
+
+    def mark_rejected(self, client_oid: str, error: str) -> Intent:
+        """The exchange definitively refused the order, or reconciliation proved it absent."""
+        return self._transition(client_oid, "rejected", error=error)
+
+    def mark_unknown(self, client_oid: str, error: str) -> Intent:
+        """The order was sent but no definitive answer came back (OrderOutcomeUnknown)."""
+        return self._transition(client_oid, "unknown", error=error)
+
+    def mark_filled(self, client_oid: str, order_id: str | None = None) -> Intent:
+        return self._transition(client_oid, "filled", order_id=order_id)
+
+    def mark_canceled(self, client_oid: str, order_id: str | None = None) -> Intent:
+        return self._transition(client_oid, "canceled", order_id=order_id)
+
+    def apply_order(self, client_oid: str, order: Mapping[str, Any]) -> Intent:
+        """Record what a ccxt order dict says about an intent: its status and, if any, its fill.
+
+        ``status`` None (ccxt's create_order answer) or "open" -> placed; closed/canceled/expired
+        with contracts filled -> filled (and the fill is upserted); without -> canceled
+        ("rejected" -> rejected).
+        """
+        intent = self.get_intent(client_oid)
+        if intent is None:
+            raise InvalidArgument(f"no intent with clientOid {client_oid}")
+        order_id = None if order.get("id") is None else str(order["id"])
+        filled = int(round(float(order.get("filled") or 0)))
+        status = order.get("status")
+        if status in (None, "open"):
+            return self.mark_placed(client_oid, order_id)
+        if filled > 0:  # the fill and the status change commit together
+            fill = _fill_from_order(intent, order, order_id, filled, self._now_ms())
+            return self._transition(client_oid, "filled", order_id=order_id, fill=fill)
+        if status == "rejected":
+            return self.mark_rejected(client_oid, "rejected by the exchange")
+        return self.mark_canceled(client_oid, order_id)
+
+    def get_intent(self, client_oid: str) -> Intent | None:
+        rows = self._query(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE client_oid = ?",
+                           (client_oid,))
+        return _intent(rows[0]) if rows else None
+
+    def pending_intents(self) -> list[Intent]:
+        """Return intents whose outcome is unknown (pending or unknown), oldest first."""
+        return self._intents_with(UNRESOLVED)
+
+    def active_intents(self, symbol: str | None = None) -> list[Intent]:
+        """Return intents not yet final (pending, unknown, placed), oldest first."""
+        intents = self._intents_with(ACTIVE)
+        return [i for i in intents if symbol is None or i.symbol == symbol]
+
+    def intents(self) -> list[Intent]:
+        return self._intents_with(tuple(TRANSITIONS))
+
+    # -- protective exits -----------------------------------------------------------------------
+    def save_protection(self, protection: Protection) -> None:
+        """Insert or replace the exits of `protection.symbol` (one row a symbol)."""
+        with self._transaction() as conn:
+            conn.execute(_UPSERT_PROTECTION, _protection_row(protection, self._now_ms()))
+
+    def protection(self, symbol: str) -> Protection | None:
+        rows = self._query(f"SELECT {_PROTECTION_COLUMNS} FROM protections WHERE symbol = ?", (symbol,))
+        return _protection(rows[0]) if rows else None
+
+    def protections(self) -> list[Protection]:
+        rows = self._query(f"SELECT {_PROTECTION_COLUMNS} FROM protections ORDER BY symbol", ())
+        return [_protection(row) for row in rows]
+
+    def delete_protection(self, symbol: str) -> None:
+        """Forget the exits of a position that is flat."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM protections WHERE symbol = ?", (symbol,))
+
+    # -- fills and snapshots --------------------------------------------------------------------
+    def record_fill(self, fill: Fill) -> None:
+        """Insert or update (same fill_id) a fill."""
+        with self._transaction() as conn:
+            conn.execute(_UPSERT_FILL, astuple(fill))
+
+    def fills(self, since_ms: int | None = None) -> list[Fill]:
+        rows = self._query(f"SELECT {_FILL_COLUMNS} FROM fills WHERE ts_ms >= ? ORDER BY ts_ms, "
+                           "rowid", (since_ms or 0,))
+        return [Fill(*row) for row in rows]
+
+    def record_positions(self, positions: Iterable[Mapping[str, Any]]) -> None:
+        """Snapshot ccxt position dicts (symbol, side, contracts, entryPrice, markPrice, ...)."""
+        now_ms = self._now_ms()
+        rows = [(now_ms, p["symbol"], p["side"], int(p["contracts"]), p.get("entryPrice"),
+                 p.get("markPrice"), p.get("unrealizedPnl")) for p in positions]
+        with self._transaction() as conn:
+            conn.executemany("INSERT INTO position_snapshots (ts_ms, symbol, side, contracts, "
+                             "entry_price, mark_price, unrealised_pnl) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def position_snapshots(self, since_ms: int | None = None) -> list[tuple[Any, ...]]:
+        """Return (ts_ms, symbol, side, contracts, entry_price, mark_price, unrealised_pnl) rows."""
+        return self._query("SELECT ts_ms, symbol, side, contracts, entry_price, mark_price, "
+                           "unrealised_pnl FROM position_snapshots WHERE ts_ms >= ? ORDER BY id",
+                           (since_ms or 0,))
+
+    def record_equity(self, equity: float, *, free: float | None = None) -> None:
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO equity_snapshots (ts_ms, equity, free) VALUES (?, ?, ?)",
+                         (self._now_ms(), float(equity), free))
+
+    def equity_curve(self, since_ms: int | None = None) -> list[tuple[int, float]]:
+        rows = self._query("SELECT ts_ms, equity FROM equity_snapshots WHERE ts_ms >= ? "
+                           "ORDER BY ts_ms, id", (since_ms or 0,))
+        return [(int(ts), float(eq)) for ts, eq in rows]
+
+    def first_equity_since(self, since_ms: int) -> float | None:
+        """Return the first equity snapshot at or after `since_ms` (e.g. the UTC day's start)."""
+        curve = self._query("SELECT equity FROM equity_snapshots WHERE ts_ms >= ? "
+                            "ORDER BY ts_ms, id LIMIT 1", (since_ms,))
+        return float(curve[0][0]) if curve else None
+
+    # -- paper broker state ---------------------------------------------------------------------
+    def save_paper_state(self, state: Mapping[str, Any]) -> None:
+        """Store the paper broker's state (JSON-serialisable) in one durable commit."""
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO paper_state (key, value, updated_ms) "
+                         "VALUES ('broker', ?, ?)", (json.dumps(state), self._now_ms()))
+
+    def load_paper_state(self) -> dict[str, Any] | None:
+        rows = self._query("SELECT value FROM paper_state WHERE key = 'broker'", ())
+        return json.loads(rows[0][0]) if rows else None
+
+    # -- internals ------------------------------------------------------------------------------
+    def _now_ms(self) -> int:
+        return int(self._wall_clock() * 1000)
+
+    def _transition(self, client_oid: str, status: str, *, order_id: str | None = None,
+                    error: str | None = None, fill: Fill | None = None) -> Intent:
+        with self._transaction() as conn:
+            row = conn.execute(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE client_oid = ?",
+                               (client_oid,)).fetchone()
+            if row is None:
+                raise InvalidArgument(f"no intent with clientOid {client_oid}")
+            current = _intent(row)
+            if status != current.status and status not in TRANSITIONS[current.status]:
+                raise InvalidArgument(f"intent {client_oid}: {current.status} -> {status} "
+                                      "is not allowed")
+            order_id = order_id or current.order_id
+            error = error if error is not None else current.error
+            conn.execute("UPDATE intents SET status = ?, order_id = ?, error = ?, updated_ms = ? "
+                         "WHERE client_oid = ?",
+                         (status, order_id, error, self._now_ms(), client_oid))
+            if fill is not None:
+                conn.execute(_UPSERT_FILL, astuple(fill))
+        log.info("intent %s %s %s: %s -> %s", client_oid, current.symbol, current.side,
+                 current.status, status)
+        return self.get_intent(client_oid)  # type: ignore[return-value]
+
+    def _intents_with(self, statuses: tuple[str, ...]) -> list[Intent]:
+        marks = ", ".join("?" * len(statuses))
+        rows = self._query(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE status IN ({marks}) "
+                           "ORDER BY created_ms, rowid", statuses)
+        return [_intent(row) for row in rows]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._open_conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # also when COMMIT itself failed (disk full, I/O error)
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._open_conn().execute(sql, params).fetchall()
+
+    def _open_conn(self) -> sqlite3.Connection:
+        assert self._lock.locked()
+        if self._conn is None:
+            raise ClientClosed(f"journal is {self._state.value}: call open() first"
+                               if self._state is _State.NEW else "journal is closed")
+        return self._conn
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # fsync the WAL on every commit
+        conn.executescript(_SCHEMA)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _protection_row(p: Protection, now_ms: int) -> tuple[Any, ...]:
+    if p.side not in ("long", "short"):
+        raise InvalidArgument(f"protection side must be 'long' or 'short', not {p.side!r}")
+    return (p.symbol, p.client_oid, p.side, float(p.stop_price), p.take_profit_price,
+            p.trailing_distance, p.watermark, int(bool(p.trailing_active)), p.atr, now_ms)
+
+
+def _protection(row: tuple[Any, ...]) -> Protection:
+    return Protection(*row[:7], bool(row[7]), *row[8:])
+
+
+def _intent(row: tuple[Any, ...]) -> Intent:
+    return Intent(*row[:5], bool(row[5]), *row[6:])  # SQLite keeps reduce_only as 0/1
+
+
+def _fill_from_order(intent: Intent, order: Mapping[str, Any], order_id: str | None, filled: int,
+                     now_ms: int) -> Fill:
+    price = order.get("average") or order.get("price")
+    if not price:
+        raise InvalidArgument(f"order for {intent.client_oid} filled {filled} without a price")
+    fee = order.get("fee") or {}
+    ts_ms = order.get("lastTradeTimestamp") or order.get("timestamp") or now_ms
+    return Fill(fill_id=f"order:{order_id or intent.client_oid}", client_oid=intent.client_oid,
+                order_id=order_id, symbol=intent.symbol, side=intent.side, amount=filled,
+                price=float(price), fee=float(fee.get("cost") or 0.0),
+                fee_currency=str(fee.get("currency") or "USDT"),
+                contract_size=intent.contract_size, ts_ms=int(ts_ms))
