@@ -6,6 +6,7 @@ from __future__ import annotations
 from kucoin_futures.scheduling.executor import (
     DEFAULT_RESERVE_FRACTION,
     DEFAULT_WINDOW_S,
+    CallAbandoned,
     PoolState,
     Priority,
     PriorityExecutor,
@@ -17,6 +18,7 @@ from kucoin_futures.scheduling.executor import (
 __all__ = [
     "DEFAULT_RESERVE_FRACTION",
     "DEFAULT_WINDOW_S",
+    "CallAbandoned",
     "PoolState",
     "Priority",
     "PriorityExecutor",

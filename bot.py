@@ -28,8 +28,6 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from config import ConfigError, Settings, env_file_warning, load_settings
-from tradebot.journal import Journal
-from tradebot.journal_ops import summary
 from kucoin_client import KuCoinClient
 from kucoin_futures.errors import (
     AuthError,
@@ -40,8 +38,11 @@ from kucoin_futures.errors import (
     TransportError,
     exchange_busy,
 )
+from tradebot.journal import Journal
 from tradebot.paper import PaperBroker, PaperContract
-from tradebot.trader import HISTORY_CANDLES, Trader
+from tradebot.performance import summary
+from tradebot.strategy import HISTORY_CANDLES
+from tradebot.trader import Trader
 
 log = logging.getLogger("bot")
 T = TypeVar("T")
@@ -51,7 +52,7 @@ SIM_VOL_SCALE = 3.0  # a livelier simulated market so the demo trades within sec
 START_RETRY_FIRST_S = 0.5  # start-up steps refused for a moment are retried after this ...
 START_RETRY_MAX_S = 30.0  # ... doubling up to this
 DEFAULT_ENV_FILE = ".env"
-STOP_GRACE_S = 1.5  # after SIGINT/SIGTERM the loop gets this long before queued calls are dropped
+STOP_GRACE_S = 1.0  # after SIGINT/SIGTERM the loop gets this long before queued calls are dropped
 WS_ENABLED = "WebSocket API: ENABLED (Real-time market data)"
 WS_DISABLED = "WebSocket API: DISABLED (market data over REST polling)"
 # What each KuCoin auth refusal (protocol notes section 3.4, codes 4000xx) says about the settings.

@@ -21,10 +21,14 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from kucoin_futures.errors import ConfigError
+from kucoin_futures.protocol.types import TIMEFRAMES as KUCOIN_TIMEFRAMES
+from kucoin_futures.protocol.wire import DEFAULT_FUTURES_URL
 
-DEFAULT_FUTURES_URL = "https://api-futures.kucoin.com"
-TIMEFRAMES = ("1m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "1w")
+TIMEFRAMES = tuple(KUCOIN_TIMEFRAMES)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The WebSocket libraries (kucoin_futures/ws/transports.py TRANSPORT_NAMES; config may not import
+# the ws layer, and a test keeps the two equal).
+WS_TRANSPORTS = ("auto", "picows", "websocket-client")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 PRIVATE_MODE_MASK = 0o077  # group and others: any bit set lets someone else read or change the secrets
@@ -40,6 +44,7 @@ class Settings:
     api_passphrase: str | None = field(default=None, repr=False)
     futures_url: str = DEFAULT_FUTURES_URL
     enable_websocket: bool = True
+    ws_transport: str = "auto"  # picows if it imports, else websocket-client
     dry_run: bool = True  # paper trading unless explicitly set to false (and keys are given)
     paper_balance_usdt: float = 10_000.0  # the paper account's starting balance
     # universe
@@ -155,6 +160,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "KUCOIN_API_PASSPHRASE": ("api_passphrase", _text),
     "KUCOIN_FUTURES_URL": ("futures_url", _url),
     "ENABLE_WEBSOCKET": ("enable_websocket", _bool),
+    "WS_TRANSPORT": ("ws_transport", _choice(WS_TRANSPORTS)),
     "DRY_RUN": ("dry_run", _bool),
     "PAPER_BALANCE_USDT": ("paper_balance_usdt", _number(0, 1e12, low_open=True)),
     "SYMBOLS": ("symbols", _symbols),

@@ -43,14 +43,15 @@ TOPIC_L2 = f"/contractMarket/level2:{KUCOIN_ID}"
 BOOK_WARMUP_FRAMES = 200  # ccxt.pro asks for its REST snapshot on the 6th delta it caches
 # bench/ceiling.py (BookMeter, book_sequence, fire_level2) is imported where used, so the memory
 # child (``--memory``) holds only what a ccxt.pro user's process does.
-CCXT_URL_KEYS = ("public", "private", "futuresPublic", "futuresPrivate", "utaPrivate", "uta", "utaV2",
-                 "webExchange", "broker", "earn")  # as tests/helpers.CCXT_URL_KEYS
 LOOP_TIMEOUT_S = 120.0
 
 
 def ccxt_config(base: str) -> dict[str, Any]:
     """ccxt options with every REST URL at the simulator, no credentials, ccxt's throttle off."""
-    return {"urls": {"api": {key: base for key in CCXT_URL_KEYS}}, "timeout": 10_000, "enableRateLimit": False}
+    # Imported here, not at the top: the memory child (``--memory``) must not hold our library.
+    from kucoin_futures.rest.gateway import URL_KEYS
+
+    return {"urls": {"api": {key: base for key in URL_KEYS}}, "timeout": 10_000, "enableRateLimit": False}
 
 
 class CountingCcxt(ccxt.kucoinfutures):

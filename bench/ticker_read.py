@@ -34,11 +34,10 @@ sys.path.insert(0, ROOT)
 import ccxt  # noqa: E402
 
 from kucoin_client import KuCoinClient  # noqa: E402
+from kucoin_futures.rest.gateway import URL_KEYS  # noqa: E402
 
 SYMBOL = "BTC/USDT:USDT"
 TARGET_RATIO = 300.0
-CCXT_URL_KEYS = ("public", "private", "futuresPublic", "futuresPrivate", "utaPrivate", "uta", "utaV2",
-                 "webExchange", "broker", "earn")  # as tests/helpers.CCXT_URL_KEYS
 WARMUP_TIMEOUT_S = 10.0
 
 
@@ -103,7 +102,7 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, list[float]]:
     with KuCoinClient(futures_url=url, enable_websocket=False) as rest_client:
         single_ns(rest_client.get_ticker, calls=20)  # warm-up: connection pool, markets
         results["facade, REST"] = single_ns(rest_client.get_ticker, calls=args.rest_calls)
-    exchange = ccxt.kucoinfutures({"urls": {"api": {key: url for key in CCXT_URL_KEYS}}, "timeout": 10_000,
+    exchange = ccxt.kucoinfutures({"urls": {"api": {key: url for key in URL_KEYS}}, "timeout": 10_000,
                                    "enableRateLimit": False})
     try:
         exchange.load_markets()

@@ -6,11 +6,12 @@
 The simulator runs in its own process (`python -m kucoin_sim`), so it does not share our GIL.
 Cases, each idle and with the main thread busy in pure-Python arithmetic:
   (a) baseline: websocket-client create_connection + recv() + orjson + dict under a lock
-  (b) ours: KuCoinWebSocket, tickerV2 frames -> Ticker in the cache (counted in on_ticker)
+  (b) ours: KuCoinWebSocket, tickerV2 frames -> Ticker in the cache (counted in on_ticker), once
+      per transport: picows (the default) and websocket-client (pure Python, a reader thread)
   (c) send-to-visible latency at 5,000 msgs/s: frame `ts` (wall ns, stamped by the simulator
       just before it writes that one frame; frames are evenly spaced) to on_ticker (called after
-      the cache update); next to it the floor of this machine: a bare picows reader taking
-      time_ns as each frame arrives
+      the cache update), per transport; next to it the floor of this machine: a bare picows
+      reader taking time_ns as each frame arrives
   (d) cache read cost: ns per get_ticker
   (e) peak RSS with 300 symbols x 3 timeframes x 500 candles + 20 books (separate process)
 Rates and latency percentiles are medians over the runs; ratios are taken within this run on the
@@ -45,6 +46,7 @@ SYMBOL, KUCOIN_ID = "BTC/USDT:USDT", "XBTUSDTM"
 TOPIC = f"/contractMarket/tickerV2:{KUCOIN_ID}"
 FIRST_SEQ = 1_000_000  # the firehose numbers frames from FIRST_SEQ + 1 per symbol
 LATENCY_RATE = 5000  # msgs/s
+PICOWS, WSCLIENT = "picows", "websocket-client"  # KuCoinWebSocket(transport=...)
 SWITCH_S = 0.0005  # sys.setswitchinterval for the "switch" rows (CPython's default is 0.005)
 
 
@@ -155,17 +157,19 @@ def baseline(base: str, total: int, busy: bool) -> tuple[float, float]:
 
 
 # -- (b) ours -----------------------------------------------------------------------------------
-def ours(base: str, total: int, busy: bool, switch_s: float | None = None) -> tuple[float, float]:
+def ours(base: str, total: int, busy: bool, switch_s: float | None = None,
+         transport: str = "auto") -> tuple[float, float]:
     meter = Meter(total)
     with KuCoinWebSocket(rest_url=base, on_ticker=lambda t: meter.hit(t.sequence),
-                         gil_switch_interval_s=switch_s) as ws:
+                         gil_switch_interval_s=switch_s, transport=transport) as ws:
         ws.subscribe_ticker(SYMBOL, last_trade=False)
         wait_subscribed(base, 1)
         return run_case(base, total, busy, meter)
 
 
 # -- (c) latency ----------------------------------------------------------------------------
-def latency(base: str, total: int, rate: float, busy: bool, switch_s: float | None = None) -> tuple[float, float]:
+def latency(base: str, total: int, rate: float, busy: bool, switch_s: float | None = None,
+            transport: str = "auto") -> tuple[float, float]:
     """p50/p99 in us from a frame's `ts` (wall ns when the simulator wrote it) to on_ticker."""
     # Ticker keeps milliseconds only, so the frame's ns send time is recorded by wrapping the
     # feed's tickerV2 parser (one dict store per frame, ~0.1 us). A separate tap process would
@@ -187,7 +191,8 @@ def latency(base: str, total: int, rate: float, busy: bool, switch_s: float | No
 
     kucoin_feed.fast_ticker_v2 = recording_parse
     try:
-        with KuCoinWebSocket(rest_url=base, on_ticker=on_ticker, gil_switch_interval_s=switch_s) as ws:
+        with KuCoinWebSocket(rest_url=base, on_ticker=on_ticker, gil_switch_interval_s=switch_s,
+                             transport=transport) as ws:
             ws.subscribe_ticker(SYMBOL, last_trade=False)
             wait_subscribed(base, 1)
             sender = fire(base, total, rate)
@@ -251,7 +256,7 @@ def read_cost_ns(base: str) -> float:
 
 def memory_main() -> None:
     """Child process: fill the caches through their API; print peak RSS in MiB."""
-    from kucoin_futures.protocol.types import SOURCE_WEBSOCKET, Candle, OrderBook, Ticker, TIMEFRAMES
+    from kucoin_futures.protocol.types import SOURCE_WEBSOCKET, Candle, OrderBook, Ticker, timeframe_ms
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ws = KuCoinWebSocket(rest_url="http://127.0.0.1:9")  # never started: no I/O
@@ -261,7 +266,7 @@ def memory_main() -> None:
         ws._tickers.put(Ticker(symbol, 100.0 + i, 5, 100.1 + i, 7, 100.05, 1, 1_700_000_000_000, now,
                                SOURCE_WEBSOCKET, i))
         for timeframe in ("1m", "5m", "1h"):
-            span_ms = TIMEFRAMES[timeframe][0] * 60_000
+            span_ms = timeframe_ms(timeframe)
             rows = [Candle(1_700_000_000_000 + k * span_ms, 100.0 + k, 101.0 + k, 99.0 + k, 100.5 + k,
                            float(k), now, "rest") for k in range(500)]
             ws._candles.merge(symbol, timeframe, rows, received_at=now)
@@ -295,19 +300,24 @@ def measure(base: str, full: bool) -> dict:
     runs = 5 if full else 3
     n_ours, n_base_idle, n_base_busy = 200_000, (200_000 if full else 50_000), (20_000 if full else 2_000)
     n_lat = 30_000 if full else 5_000
-    r: dict = {"runs": runs, "n": (n_ours, n_base_idle, n_base_busy)}
+    n_wsclient = 200_000 if full else 100_000  # the pure-Python transport: ~1/3 of picows' rate
+    r: dict = {"runs": runs, "n": (n_ours, n_base_idle, n_base_busy), "n_wsclient": n_wsclient}
     post(base + "/sim/pause_market?paused=true")  # only firehose frames on the wire
     r["a_idle"] = median_rate("baseline idle", baseline, base, n_base_idle, False, runs=runs)
     r["a_busy"] = median_rate("baseline busy", baseline, base, n_base_busy, True, runs=1 if not full else runs)
-    r["b_idle"] = median_rate("ours idle", ours, base, n_ours, False, runs=runs)
-    r["b_busy"] = median_rate("ours busy", ours, base, n_ours, True, runs=runs)
-    r["b_busy_sw"] = median_rate("ours busy, switch 0.5 ms", ours, base, n_ours, True, SWITCH_S, runs=runs)
+    for key, transport, n in (("b", PICOWS, n_ours), ("w", WSCLIENT, n_wsclient)):
+        r[f"{key}_idle"] = median_rate(f"ours idle, {transport}", ours, base, n, False, None, transport, runs=runs)
+        r[f"{key}_busy"] = median_rate(f"ours busy, {transport}", ours, base, n, True, None, transport, runs=runs)
+        r[f"{key}_busy_sw"] = median_rate(f"ours busy, switch 0.5 ms, {transport}", ours, base, n, True, SWITCH_S,
+                                          transport, runs=runs)
     r["lat_floor"] = median_pair([latency_floor(base, n_lat, LATENCY_RATE) for _ in range(runs)])
-    r["lat_idle"] = median_pair([latency(base, n_lat, LATENCY_RATE, False) for _ in range(runs)])
-    r["lat_busy"] = median_pair([latency(base, n_lat, LATENCY_RATE, True) for _ in range(runs)])
-    r["lat_busy_sw"] = median_pair([latency(base, n_lat, LATENCY_RATE, True, SWITCH_S) for _ in range(runs)])
-    print(f"  latency floor {r['lat_floor']} idle {r['lat_idle']} busy {r['lat_busy']} "
-          f"busy/switch {r['lat_busy_sw']}", file=sys.stderr, flush=True)
+    for suffix, transport in (("", PICOWS), ("_w", WSCLIENT)):
+        for case, busy, switch_s in (("idle", False, None), ("busy", True, None), ("busy_sw", True, SWITCH_S)):
+            r[f"lat_{case}{suffix}"] = median_pair([latency(base, n_lat, LATENCY_RATE, busy, switch_s, transport)
+                                                    for _ in range(runs)])
+        print(f"  latency {transport}: idle {r['lat_idle' + suffix]} busy {r['lat_busy' + suffix]} "
+              f"busy/switch {r['lat_busy_sw' + suffix]}", file=sys.stderr, flush=True)
+    print(f"  latency floor {r['lat_floor']}", file=sys.stderr, flush=True)
     post(base + "/sim/pause_market?paused=false")
     r["read_ns"] = read_cost_ns(base)
     return r
@@ -323,16 +333,25 @@ def report(r: dict, mem: dict) -> None:
     print(row("case", "idle", "busy", "busy/idle"))
     print(row(f"(a) websocket-client recv+orjson+dict ({n_idle // 1000}k / {n_busy / 1000:g}k)",
               rate(r["a_idle"]), rate(r["a_busy"]), f"{r['a_busy'][0] / r['a_idle'][0]:.2f}"))
-    print(row(f"(b) KuCoinWebSocket ({n_ours // 1000}k frames)", rate(r["b_idle"]), rate(r["b_busy"]),
+    print(row(f"(b) KuCoinWebSocket, picows ({n_ours // 1000}k frames)", rate(r["b_idle"]), rate(r["b_busy"]),
               f"{r['b_busy'][0] / r['b_idle'][0]:.2f}"))
     print(row("    same, gil_switch_interval_s=0.0005", "", rate(r["b_busy_sw"]),
               f"{r['b_busy_sw'][0] / r['b_idle'][0]:.2f}"))
     print(row("    ours / baseline", "{:.1f}x ({:.1f}x)".format(r["b_idle"][0] / r["a_idle"][0], r["b_idle"][1] / r["a_idle"][1]),
               "{:.0f}x".format(r["b_busy"][0] / r["a_busy"][0]), ""))
+    # The CPU rate counts the loop thread only: websocket-client's frames are read on another one.
+    wall = "{0[0]:,.0f}".format
+    print(row(f"(b) KuCoinWebSocket, websocket-client ({r['n_wsclient'] // 1000}k frames)", wall(r["w_idle"]),
+              wall(r["w_busy"]), f"{r['w_busy'][0] / r['w_idle'][0]:.2f}"))
+    print(row("    same, gil_switch_interval_s=0.0005", "", wall(r["w_busy_sw"]),
+              f"{r['w_busy_sw'][0] / r['w_idle'][0]:.2f}"))
+    print(row("    picows / websocket-client", f"{r['b_idle'][0] / r['w_idle'][0]:.1f}x",
+              f"{r['b_busy'][0] / r['w_busy'][0]:.1f}x", ""))
     pair = "{0[0]:,.0f} / {0[1]:,.0f}".format
-    print(row(f"(c) send-to-visible @{LATENCY_RATE:,} msgs/s, p50 / p99 us", pair(r["lat_idle"]),
-              pair(r["lat_busy"]), ""))
-    print(row("    same, gil_switch_interval_s=0.0005", "", pair(r["lat_busy_sw"]), ""))
+    print(row(f"(c) send-to-visible @{LATENCY_RATE:,} msgs/s, p50 / p99 us", "", "", ""))
+    for suffix, transport in (("", PICOWS), ("_w", WSCLIENT)):
+        print(row(f"    {transport}", pair(r["lat_idle" + suffix]), pair(r["lat_busy" + suffix]), ""))
+        print(row("    same, gil_switch_interval_s=0.0005", "", pair(r["lat_busy_sw" + suffix]), ""))
     print(row("    floor: bare picows reader, time_ns on arrival", pair(r["lat_floor"]), "", ""))
     print(row("(d) get_ticker, ns per call", f"{r['read_ns']:,.0f}", "", ""))
     print(row("(e) peak RSS, 300 sym x 3 tf x 500 candles + 20 books, MiB", f"{mem['peak_mib']:.1f}", "", ""))

@@ -8,6 +8,7 @@
     ws/         the WebSocket thread: subscriptions, links, socket, feed, backfill, caches
     client/     the facade KuCoinClient and its parts
 
-This __init__ imports nothing, so `config` (which needs only `errors`) does not pull in ccxt.
+This __init__ imports nothing, so `config` (which needs only `errors` and the pure `protocol`)
+does not pull in ccxt.
 The public entry points are the root modules kucoin_client, kucoin_websocket and api_priority.
 """

@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 # -- KuCoin error codes (protocol notes section 3.4; classic futures docs "System Error Code") ----
-CODE_OK = "200000"  # success envelope code (a string)
 CODE_TOO_MANY_REQUESTS = "429000"  # pool quota exhausted or server overload (HTTP 429)
 CODE_ENDPOINT_LIMIT = "200002"  # per-UID endpoint limit; docs: blocked for 10 s
 CODE_CLOUDFLARE_LIMIT = "1015"  # Cloudflare per-IP limit; docs: blocked for 30 s
@@ -74,6 +73,7 @@ INSUFFICIENT_FUNDS_CODES = frozenset({
     "330008",  # margin/leverage at the maximum open limit
 })
 CODE_NO_POSITION = "300009"  # position size 0, nothing to close: NoPosition
+CODE_ORDER_NOT_FOUND = "100001"  # error.getOrder.orderNotExist (HTTP 404): OrderNotFound
 INVALID_ORDER_CODES = frozenset({
     "300000",  # request parameter illegal (e.g. "Order funds invalid.")
     "300001",  # active order count limit exceeded

@@ -1,18 +1,21 @@
-"""Test helpers: one scalable timeout, waiting on conditions, ccxt pointed at the simulator."""
+"""Test helpers: one scalable timeout, waiting on conditions, a fake monotonic clock, routing a
+decoded frame to its parser, ccxt pointed at the simulator."""
 from __future__ import annotations
 
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from kucoin_futures.protocol.parse import parse_candle, parse_frame, parse_level2, parse_ticker, parse_ticker_v2
 
 # Slow CI gets more time without code edits: TEST_TIMEOUT_FACTOR=3 python -m pytest
 TIMEOUT_S = 5.0 * float(os.environ.get("TEST_TIMEOUT_FACTOR", "1"))
 
-# Every ccxt URL key that can carry a REST call (protocol notes §2, §8.1).
-CCXT_URL_KEYS = ("public", "private", "futuresPublic", "futuresPrivate", "utaPrivate", "uta", "utaV2",
-                 "webExchange", "broker", "earn")
+# A push's subject names its parser, as in MarketFeed's dispatch table (ws/feed.py).
+PUSH_PARSERS = {"tickerV2": parse_ticker_v2, "ticker": parse_ticker, "level2": parse_level2,
+                "candle.stick": parse_candle}
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float = TIMEOUT_S, what: str = "condition") -> Any:
@@ -28,9 +31,39 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float = TIMEOUT_S, what:
         pause.wait(0.01)
 
 
+class FakeClock:
+    """Monotonic seconds that move only when told: ``advance(s)``, or ``wait(s)`` standing in for
+    an Event's wait that times out (it moves the clock and returns False)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def wait(self, seconds: float) -> bool:
+        self.now += seconds
+        return False
+
+
+def parse_message(message: Mapping[str, Any], *, received_at: float) -> Any:
+    """Parse a decoded frame the way the WebSocket thread routes it: a push whose subject the feed
+    handles by that subject's parser, any other frame by ``parse_frame`` (the session's)."""
+    subject = message.get("subject")
+    parser = PUSH_PARSERS.get(subject) if isinstance(subject, str) else None
+    if parser is None:
+        return parse_frame(message, received_at=received_at)
+    return parser(message, received_at=received_at)
+
+
 def ccxt_config(sim: Any, *, credentials: bool = True, **extra: Any) -> dict[str, Any]:
     """ccxt.kucoinfutures options with only the URLs pointed at the simulator."""
-    config: dict[str, Any] = {"urls": {"api": {key: sim.url for key in CCXT_URL_KEYS}}, "timeout": 10_000}
+    from kucoin_futures.rest.gateway import URL_KEYS
+
+    config: dict[str, Any] = {"urls": {"api": {key: sim.url for key in URL_KEYS}}, "timeout": 10_000}
     if credentials:
         config.update(apiKey=sim.credentials.api_key, secret=sim.credentials.api_secret,
                       password=sim.credentials.api_passphrase)

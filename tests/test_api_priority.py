@@ -2,29 +2,15 @@
 
 import functools
 import itertools
-import os
 import threading
 
 import pytest
 
-from api_priority import Priority, PriorityExecutor, RateLimit, SchedulerClosed
-
-# One scalable timeout for every wait (raise TEST_TIMEOUT_FACTOR on slow CI).
-TIMEOUT_S = 5.0 * float(os.environ.get("TEST_TIMEOUT_FACTOR", "1"))
+from api_priority import CallAbandoned, Priority, PriorityExecutor, RateLimit, SchedulerClosed
+from tests.helpers import TIMEOUT_S, FakeClock
 
 C, H, N, L = Priority.CRITICAL, Priority.HIGH, Priority.NORMAL, Priority.LOW
 _names = itertools.count()
-
-
-class FakeClock:
-    def __init__(self, now=1000.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += seconds
 
 
 class StartLog:
@@ -361,6 +347,21 @@ def test_close_fails_pending_lets_running_finish_and_joins(make_executor):
     assert running.result(TIMEOUT_S) == "done"
     assert (closer.is_alive(), our_threads(ex._name)) == (False, [])
     assert ex.queue_depths() == {C: 0, H: 0, N: 0, L: 0}
+
+
+def test_close_gives_up_on_a_call_still_running_after_its_timeout(make_executor):
+    # A stop must not wait out a request timeout: the caller is told, the worker is left.
+    ex = make_executor(workers=1)
+    started, release, block = blocker()
+    running = ex.submit(N, block, "late")
+    assert started.wait(TIMEOUT_S)
+    ex.close(timeout_s=0.05)
+    assert isinstance(running.exception(TIMEOUT_S), CallAbandoned)
+    release.set()  # the late result is dropped quietly
+    for thread in threading.enumerate():
+        if thread.name.startswith(ex._name + "-"):
+            thread.join(TIMEOUT_S)
+    assert our_threads(ex._name) == [] and isinstance(running.exception(0), CallAbandoned)
 
 
 def test_close_is_idempotent_and_rejects_reuse(make_executor):

@@ -9,22 +9,11 @@ from kucoin_futures.ws.caches import CandleCache, OrderBookCache, TickerCache
 from kucoin_futures.protocol.candles import CandleSeries
 from kucoin_futures.errors import InvalidArgument
 from kucoin_futures.protocol.types import Candle, OrderBook, Ticker
-from tests.helpers import TIMEOUT_S
+from tests.helpers import TIMEOUT_S, FakeClock
 
 SYMBOL = "BTC/USDT:USDT"
 MINUTE_MS = 60_000
 T0_MS = 1_731_898_200_000
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def ticker(received_at: float, *, bid: float = 100.0, symbol: str = SYMBOL) -> Ticker:
@@ -247,14 +236,44 @@ def test_candle_series_reads_back_equal_candles_and_columns():
         series.closes[0] = 1.0  # read-only view: a shared snapshot cannot be changed
 
 
-def test_candle_series_merge_matches_merge_candles():
-    """Same semantics as kucoin_protocol.merge_candles on the same inputs."""
-    from kucoin_futures.protocol.book import merge_candles
+def merged(existing: list[Candle], incoming: list[Candle], max_len: int = 100) -> tuple[Candle, ...]:
+    return tuple(CandleSeries.from_candles(existing, received_at=0.0).merged(incoming, max_len, received_at=0.0))
 
-    existing = [candle(m, 100.0 + m, float(m)) for m in range(0, 6)]
-    incoming = [candle(m, 200.0 + m, 3.0, "rest") for m in range(3, 9)]
-    series = CandleSeries.from_candles(existing, received_at=5.0).merged(incoming, 7, received_at=3.0)
-    assert (tuple(series), series.received_at) == (merge_candles(existing, incoming, max_len=7), 5.0)
+
+def test_candle_series_merge_ws_candle_replaces_rest_row_of_same_period():
+    rest = [candle(0, 101.0, 10.0, "rest"), candle(1, 102.0, 10.0, "rest")]
+    ws = candle(1, 102.5, 11.0)
+    assert merged(rest, [ws]) == (rest[0], ws)
+
+
+def test_candle_series_merge_appends_new_period():
+    rest = [candle(0, 101.0, 10.0, "rest")]
+    ws = candle(1, 103.0, 11.0)
+    assert merged(rest, [ws]) == (rest[0], ws)
+
+
+def test_candle_series_merge_later_rest_row_replaces_earlier_push():
+    """After the period closed, a freshly fetched REST row beats the last (possibly early) push."""
+    rest = [candle(0, 101.5, 70.0, "rest"), candle(1, 102.0, 70.0, "rest")]
+    assert merged([candle(0, 101.4, 10.0)], rest) == tuple(rest)
+
+
+def test_candle_series_merge_older_push_does_not_override_newer_observation():
+    newer = candle(0, 101.5, 20.0)
+    assert merged([newer], [candle(0, 101.0, 19.0, "rest")]) == (newer,)
+
+
+def test_candle_series_merge_sorts_trims_breaks_ties_to_incoming_and_keeps_the_newer_receipt_time():
+    existing = [candle(m, 100.0 + m, float(m)) for m in range(0, 6)]  # minute m received at m
+    incoming = {m: candle(m, 200.0 + m, 3.0, "rest") for m in (8, 3, 7, 4, 6, 5)}
+    series = CandleSeries.from_candles(existing, received_at=5.0).merged(incoming.values(), 7, received_at=3.0)
+    assert (tuple(series), series.received_at) == (
+        (existing[2], incoming[3], existing[4], existing[5], incoming[6], incoming[7], incoming[8]), 5.0)
+
+
+def test_candle_series_merge_rejects_bad_max_len():
+    with pytest.raises(InvalidArgument):
+        merged([], [], max_len=0)
 
 
 def test_candle_series_empty():

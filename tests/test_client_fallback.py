@@ -17,7 +17,7 @@ from kucoin_client import KuCoinClient
 from kucoin_futures.client.facade import BOOK_MAX_AGE_S, FIRST_READ_WAIT_S, TICKER_MAX_AGE_S
 from kucoin_sim import Simulator
 from kucoin_websocket import KuCoinWebSocket
-from tests.helpers import TIMEOUT_S, wait_until
+from tests.helpers import TIMEOUT_S, FakeClock, wait_until
 from tests.sim.wsclient import http
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -25,19 +25,6 @@ CANDLE_MAX_AGE_S = 30.0  # half a 1m candle
 QUIET_PING_MS = 600_000  # ping interval and timeout advertised: far beyond any fake-clock jump
 SLACK_S = 0.25 * TIMEOUT_S / 5.0  # scheduling slack of a timing bound (scales with TEST_TIMEOUT_FACTOR)
 PATH_TICKER, PATH_BOOK, PATH_KLINES = "/api/v1/ticker", "/api/v1/level2/snapshot", "/api/v1/kline/query"
-
-
-class FakeClock:
-    """Monotonic seconds that move only when told."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def make_client(sim: Simulator, **kwargs: Any) -> KuCoinClient:

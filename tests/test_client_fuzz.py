@@ -202,7 +202,8 @@ def _constructor_ok(a: dict[str, Any]) -> bool:
             and (a["gil_switch_interval_s"] is None or _real_in(a["gil_switch_interval_s"], 1e-6, 1.0))
             and all(_real_in(a[k], 0, math.inf) and a[k] != math.inf for k in ("ticker_max_age_s", "book_max_age_s"))
             and _real_in(a["first_read_wait_s"], 0, 3600)
-            and callable(a["clock"]) and callable(a["wall_clock"]))
+            and callable(a["clock"]) and callable(a["wall_clock"])
+            and a["ws_transport"] in ("auto", "picows", "websocket-client"))
 
 
 def _settings_ok(s: Any) -> bool:
@@ -215,7 +216,8 @@ def _settings_ok(s: Any) -> bool:
         "api_key": s.api_key, "api_secret": s.api_secret, "api_passphrase": s.api_passphrase,
         "enable_websocket": s.enable_websocket, "futures_url": s.futures_url, "request_timeout_s": 10.0,
         "gil_switch_interval_s": switch_ms / 1000 if switch_ms > 0 else None, "ticker_max_age_s": 10.0,
-        "book_max_age_s": 10.0, "first_read_wait_s": 0.5, "clock": time.monotonic, "wall_clock": time.time})
+        "book_max_age_s": 10.0, "first_read_wait_s": 0.5, "clock": time.monotonic, "wall_clock": time.time,
+        "ws_transport": s.ws_transport})
 
 
 @dataclass(frozen=True)
@@ -278,6 +280,7 @@ WITHOUT_ARGUMENTS = frozenset({"start", "close", "health", "get_positions", "mar
 CONSTRUCTOR = Spec(
     {"api_key": (None, "key"), "api_secret": (None, "secret"), "api_passphrase": (None, "pass"),
      "enable_websocket": (True, False), "futures_url": ("https://api-futures.kucoin.com", "http://127.0.0.1:9"),
+     "ws_transport": ("auto", "websocket-client"),
      "request_timeout_s": (10.0, 1), "gil_switch_interval_s": (None, 0.0005), "ticker_max_age_s": (10.0, 0),
      "book_max_age_s": (10.0,), "first_read_wait_s": (0.5, 0), "clock": (time.monotonic,),
      "wall_clock": (time.time,)},

@@ -171,3 +171,16 @@ def test_bad_symbols_quote_the_value_once(value: str, expected: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings({"SYMBOLS": value}, dotenv_path=None)
     assert str(err.value) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("auto", "auto"), (" picows ", "picows"),
+                                               ("websocket-client", "websocket-client"), ("", "auto")])
+def test_ws_transport_setting(raw: str, expected: str) -> None:
+    assert load_settings({"WS_TRANSPORT": raw}, dotenv_path=None).ws_transport == expected
+
+
+@pytest.mark.parametrize("raw", ["PICOWS", "websockets", "websocket_client"])
+def test_ws_transport_setting_refuses_other_names(raw: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"WS_TRANSPORT": raw}, dotenv_path=None)
+    assert refused.value.variable == "WS_TRANSPORT"

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tradebot.journal import Fill, Intent, Journal
-from tradebot.journal_ops import ReconcileReport, reconcile, summary
+from tradebot.journal import Journal
 from kucoin_futures.errors import ClientClosed, ConfigError, InvalidArgument, TransportError
 from tradebot.paper import PaperBroker
-from tradebot.risk import Summary, max_drawdown, summarize
+from tradebot.performance import Summary, max_drawdown, summarize, summary
+from tradebot.reconcile import ReconcileReport, reconcile
+from tradebot.records import Fill, Intent
 
 BTC = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"

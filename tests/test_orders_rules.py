@@ -27,6 +27,7 @@ from kucoin_futures.errors import (
     TransportError,
 )
 from kucoin_futures.protocol.types import Side
+from tests.helpers import FakeClock
 
 # The fields of ccxt's market for KuCoin's XBTUSDTM that the checks read.
 BTC_MARKET = {
@@ -116,20 +117,6 @@ def test_resolve_step(kwargs, expected):
 
 
 # -- The resolution loop with a fake clock and a scripted lookup -------------------------------------
-class FakeClock:
-    """Monotonic time that moves only when the resolver waits."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def wait(self, seconds: float) -> bool:  # stands in for the closing Event's wait()
-        self.now += seconds
-        return False
-
-
 class ScriptedLookup:
     """Answers lookups from a script: an order, None (not found) or an exception to raise."""
 

@@ -7,10 +7,10 @@ import pytest
 from pytest import approx
 
 from tradebot.journal import Journal
-from tradebot.journal_ops import summary
 from kucoin_futures.errors import OrderNotFound
 from kucoin_futures.errors import InsufficientFunds, InvalidArgument, InvalidOrder, NoPosition
 from tradebot.paper import PaperBroker, PaperContract
+from tradebot.performance import summary
 
 BTC = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"

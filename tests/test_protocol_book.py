@@ -1,4 +1,4 @@
-"""Pure tests: L2Book snapshot + delta sync with gap detection, and the candle merge rule."""
+"""Pure tests: L2Book snapshot + delta sync with gap detection."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,9 @@ import json
 import pytest
 
 from kucoin_futures.errors import InvalidArgument
-from kucoin_futures.protocol.book import BookStatus, L2Book, merge_candles
-from kucoin_futures.protocol.parse import decode_frame, parse_frame
-from kucoin_futures.protocol.types import BookDelta, Candle, OrderBook, Side
+from kucoin_futures.protocol.book import BookStatus, L2Book
+from kucoin_futures.protocol.parse import decode_frame, parse_level2
+from kucoin_futures.protocol.types import BookDelta, OrderBook, Side
 
 SYMBOL = "BTC/USD:BTC"
 
@@ -17,7 +17,7 @@ def delta(sequence: int, change: str, ts_ms: int = 1000) -> BookDelta:
     """Build a delta the way the wire delivers it: a level2 push parsed by the client."""
     push = {"type": "message", "topic": "/contractMarket/level2:XBTUSDM", "subject": "level2",
             "data": {"sequence": sequence, "change": change, "timestamp": ts_ms}}
-    return parse_frame(decode_frame(json.dumps(push)), received_at=0.0).value
+    return parse_level2(decode_frame(json.dumps(push)), received_at=0.0)
 
 
 def docs_snapshot(sequence: int = 16) -> OrderBook:
@@ -119,42 +119,3 @@ def test_book_rejects_other_symbol():
 def test_book_delta_side_parsed():
     assert delta(5, "100,sell,0") == BookDelta(symbol=SYMBOL, sequence=5, price=100.0, side=Side.SELL, size=0,
                                                ts_ms=1000)
-
-
-# -- merge_candles -------------------------------------------------------------------------------
-def candle(ts_ms: int, close: float, received_at: float, source: str = "rest") -> Candle:
-    return Candle(ts_ms, close, close, close, close, 1.0, received_at, source)
-
-
-def test_merge_ws_candle_replaces_rest_row_of_same_period():
-    rest = (candle(0, 1.0, 10.0), candle(60_000, 2.0, 10.0))
-    ws = candle(60_000, 2.5, 11.0, "websocket")
-    assert merge_candles(rest, [ws]) == (candle(0, 1.0, 10.0), ws)
-
-
-def test_merge_appends_new_period():
-    rest = (candle(0, 1.0, 10.0),)
-    ws = candle(60_000, 3.0, 11.0, "websocket")
-    assert merge_candles(rest, [ws]) == (candle(0, 1.0, 10.0), ws)
-
-
-def test_merge_later_rest_row_replaces_earlier_push():
-    """After the period closed, a freshly fetched REST row beats the last (possibly early) push."""
-    ws = candle(0, 1.4, 10.0, "websocket")
-    rest = candle(0, 1.5, 70.0)
-    assert merge_candles([ws], [rest, candle(60_000, 2.0, 70.0)]) == (rest, candle(60_000, 2.0, 70.0))
-
-
-def test_merge_older_push_does_not_override_newer_observation():
-    newer = candle(0, 1.5, 20.0, "websocket")
-    assert merge_candles([newer], [candle(0, 1.0, 19.0)]) == (newer,)
-
-
-def test_merge_sorts_and_trims():
-    rows = [candle(ts, 1.0, 1.0) for ts in (180_000, 0, 120_000, 60_000)]
-    assert [c.ts_ms for c in merge_candles([], rows, max_len=3)] == [60_000, 120_000, 180_000]
-
-
-def test_merge_rejects_bad_max_len():
-    with pytest.raises(InvalidArgument):
-        merge_candles([], [], max_len=0)

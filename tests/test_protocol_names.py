@@ -27,6 +27,7 @@ from kucoin_futures.protocol.types import (
     WsEndpoint,
     candle_type_to_timeframe,
     granularity_to_timeframe,
+    timeframe_ms,
     timeframe_seconds,
     timeframe_to_candle_type,
     timeframe_to_granularity,
@@ -122,8 +123,9 @@ def test_symbols_match_ccxt_markets():
 ])
 def test_timeframe_table(timeframe, granularity, candle_type, seconds):
     assert (timeframe_to_granularity(timeframe), timeframe_to_candle_type(timeframe),
-            timeframe_seconds(timeframe), granularity_to_timeframe(granularity),
-            candle_type_to_timeframe(candle_type)) == (granularity, candle_type, seconds, timeframe, timeframe)
+            timeframe_seconds(timeframe), timeframe_ms(timeframe), granularity_to_timeframe(granularity),
+            candle_type_to_timeframe(candle_type)) == (
+        granularity, candle_type, seconds, seconds * 1000, timeframe, timeframe)
 
 
 @pytest.mark.parametrize("call", [
@@ -131,6 +133,7 @@ def test_timeframe_table(timeframe, granularity, candle_type, seconds):
     lambda: timeframe_to_candle_type("1M"),
     lambda: timeframe_seconds(""),
     lambda: timeframe_seconds(None),
+    lambda: timeframe_ms("1M"),
     lambda: granularity_to_timeframe(3),
     lambda: candle_type_to_timeframe("1month"),
 ])

@@ -16,7 +16,7 @@ from kucoin_futures.errors import (
 )
 from kucoin_futures.protocol.policy import ReconnectDelays, backoff
 from kucoin_futures.protocol.session import WsSession, classify_ws_error
-from kucoin_futures.protocol.types import Ack, MarketData, Pong, ServerError, Welcome, WsEndpoint
+from kucoin_futures.protocol.types import Ack, Pong, ServerError, Welcome, WsEndpoint
 
 ENDPOINT = WsEndpoint(url="ws://127.0.0.1:1/", token="t", ping_interval_s=18.0, ping_timeout_s=10.0, encrypt=False)
 TICKER = "/contractMarket/tickerV2:XBTUSDTM"
@@ -120,12 +120,11 @@ def test_session_transient_subscribe_error_keeps_topic():
     assert (session.desired_topics, session.rejected_topics) == ((TICKER,), {})
 
 
-def test_session_market_data_event():
+def test_session_leaves_market_pushes_to_the_feed():
     session = connected()
     push = {"type": "message", "topic": LEVEL2, "subject": "level2",
             "data": {"sequence": 5, "change": "100.5,buy,3", "timestamp": 1731897467182}}
-    (event,) = session.on_text(json.dumps(push).encode(), 2.0)
-    assert isinstance(event, MarketData) and (event.topic, event.value.size) == (LEVEL2, 3)
+    assert session.on_text(json.dumps(push).encode(), 2.0) == []
 
 
 # -- heartbeat and liveness ----------------------------------------------------------------------

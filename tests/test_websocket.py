@@ -15,6 +15,8 @@ from tests.sim.wsclient import http
 
 BTC, ETH, SOL, XRP = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "XRP/USDT:USDT"
 T_V2, T_V1 = "/contractMarket/tickerV2:", "/contractMarket/ticker:"
+# The tests that exercise a real connection run over both transports (ws/transports.py).
+BOTH_TRANSPORTS = pytest.mark.parametrize("transport", ["picows", "websocket-client"])
 
 
 def make_ws(sim: Simulator, **kwargs: Any) -> KuCoinWebSocket:
@@ -35,8 +37,9 @@ def same_book(book: OrderBook | None, rest: dict) -> bool:
             and list(book.asks) == [tuple(level) for level in rest["asks"]])
 
 
-def test_ws_serves_ticker_candles_and_book(sim: Simulator) -> None:
-    with make_ws(sim, max_candles=300) as ws:
+@BOTH_TRANSPORTS
+def test_ws_serves_ticker_candles_and_book(sim: Simulator, transport: str) -> None:
+    with make_ws(sim, transport=transport, max_candles=300) as ws:
         ws.subscribe_ticker(BTC)
         ws.subscribe_candles(BTC, "1m")
         ws.subscribe_order_book(ETH)
@@ -57,8 +60,9 @@ def test_ws_serves_ticker_candles_and_book(sim: Simulator) -> None:
     assert stats.topics[T_V2 + "XBTUSDTM"].messages + stats.topics[T_V1 + "XBTUSDTM"].messages >= 1
 
 
-def test_ws_order_book_equals_the_simulators(sim: Simulator) -> None:
-    with make_ws(sim) as ws:
+@BOTH_TRANSPORTS
+def test_ws_order_book_equals_the_simulators(sim: Simulator, transport: str) -> None:
+    with make_ws(sim, transport=transport) as ws:
         ws.subscribe_order_book(BTC)
         assert ws.wait_for_order_book(BTC, timeout_s=TIMEOUT_S) is not None
         sim.pause_market()
@@ -67,8 +71,9 @@ def test_ws_order_book_equals_the_simulators(sim: Simulator) -> None:
         assert ws.stats().resyncs == {BTC: 0}
 
 
-def test_ws_unsubscribe_removes_topics_and_values(sim: Simulator) -> None:
-    with make_ws(sim) as ws:
+@BOTH_TRANSPORTS
+def test_ws_unsubscribe_removes_topics_and_values(sim: Simulator, transport: str) -> None:
+    with make_ws(sim, transport=transport) as ws:
         ws.subscribe_ticker(BTC)
         ws.subscribe_order_book(BTC)
         assert ws.wait_for_ticker(BTC, timeout_s=TIMEOUT_S) is not None
@@ -89,8 +94,9 @@ def test_ws_replays_subscriptions_made_before_start(sim: Simulator) -> None:
     assert sim.connections_total == 1
 
 
-def test_ws_spreads_topics_over_connections_at_the_topic_limit(sim: Simulator) -> None:
-    with make_ws(sim, max_topics_per_connection=3) as ws:
+@BOTH_TRANSPORTS
+def test_ws_spreads_topics_over_connections_at_the_topic_limit(sim: Simulator, transport: str) -> None:
+    with make_ws(sim, transport=transport, max_topics_per_connection=3) as ws:
         for symbol in (BTC, ETH, SOL, XRP):
             ws.subscribe_ticker(symbol)
         wait_until(ws.is_healthy, what="three subscribed connections")
@@ -120,7 +126,8 @@ def test_ws_stays_running_while_a_new_connection_opens_for_more_topics(sim: Simu
         assert (seen, ws.stats().reconnects) == ({State.RUNNING}, 0)
 
 
-def test_ws_renews_connections_before_the_token_expires(sim: Simulator) -> None:
+@BOTH_TRANSPORTS
+def test_ws_renews_connections_before_the_token_expires(sim: Simulator, transport: str) -> None:
     """With renew_after_s short, the client reconnects with new tokens, make-before-break."""
     topics = {T_V2 + "XBTUSDTM", "/contractMarket/level2:XBTUSDTM"}
     lost_topics = threading.Event()
@@ -130,7 +137,7 @@ def test_ws_renews_connections_before_the_token_expires(sim: Simulator) -> None:
             lost_topics.set()
         return sim.connections_total >= 3 and sim.connection_count == 1
 
-    with make_ws(sim, renew_after_s=0.3) as ws:
+    with make_ws(sim, transport=transport, renew_after_s=0.3) as ws:
         ws.subscribe_ticker(BTC, last_trade=False)
         ws.subscribe_order_book(BTC)
         assert ws.wait_for_order_book(BTC, timeout_s=TIMEOUT_S) is not None
@@ -146,9 +153,10 @@ def test_ws_renews_connections_before_the_token_expires(sim: Simulator) -> None:
 _OLD = Ticker(BTC, 0.0, 0, 0.0, 0, None, None, 0, float("-inf"), "websocket", 0)
 
 
-def test_ws_getters_return_none_once_stale(sim: Simulator) -> None:
+@BOTH_TRANSPORTS
+def test_ws_getters_return_none_once_stale(sim: Simulator, transport: str) -> None:
     clock = _FakeClock(time.monotonic())
-    with make_ws(sim, clock=clock) as ws:
+    with make_ws(sim, transport=transport, clock=clock) as ws:
         ws.subscribe_ticker(BTC)
         ws.subscribe_candles(BTC, "1m")
         ws.subscribe_order_book(BTC)
@@ -199,14 +207,15 @@ def test_ws_wait_for_times_out_without_data(sim: Simulator) -> None:
     assert waited_s >= 0.2
 
 
-def test_ws_callbacks_that_raise_do_not_kill_the_feed(sim: Simulator) -> None:
+@BOTH_TRANSPORTS
+def test_ws_callbacks_that_raise_do_not_kill_the_feed(sim: Simulator, transport: str) -> None:
     calls: list[Ticker] = []
 
     def on_ticker(ticker: Ticker) -> None:
         calls.append(ticker)
         raise RuntimeError("a bug in the user's callback")
 
-    with make_ws(sim, on_ticker=on_ticker, on_order_book=lambda book: 1 / 0) as ws:
+    with make_ws(sim, transport=transport, on_ticker=on_ticker, on_order_book=lambda book: 1 / 0) as ws:
         ws.subscribe_ticker(BTC)
         ws.subscribe_order_book(BTC)
         wait_until(lambda: len(calls) >= 5, what="five ticker callbacks")
@@ -227,9 +236,10 @@ def test_ws_rejects_bad_symbols_at_once(sim: Simulator, bad: str) -> None:
         ws.subscribe_candles(BTC, "2m")
 
 
-def test_ws_refused_topic_is_dropped_and_reported(sim: Simulator) -> None:
+@BOTH_TRANSPORTS
+def test_ws_refused_topic_is_dropped_and_reported(sim: Simulator, transport: str) -> None:
     """A contract the exchange does not know: error 404 for its subscribe; the rest carries on."""
-    with make_ws(sim) as ws:
+    with make_ws(sim, transport=transport) as ws:
         ws.subscribe_ticker("FOO/USDT:USDT", last_trade=False)
         ws.subscribe_ticker(BTC, last_trade=False)
         wait_until(lambda: ws.stats().refused_topics, what="the refusal")

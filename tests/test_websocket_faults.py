@@ -18,6 +18,8 @@ TICKER_TOPIC = "/contractMarket/tickerV2:XBTUSDTM"
 BULLET = ("POST", "/api/v1/bullet-public")
 SLACK_S = 0.3 * float(os.environ.get("TEST_TIMEOUT_FACTOR", "1"))  # scheduling noise on a busy box
 SLOW_S = 3 * TIMEOUT_S  # the 30x-fast simulator shares our GIL: on a busy box it takes its time
+# The tests that exercise a real connection run over both transports (ws/transports.py).
+BOTH_TRANSPORTS = pytest.mark.parametrize("transport", ["picows", "websocket-client"])
 
 
 def make_ws(sim: Simulator, **kwargs: Any) -> KuCoinWebSocket:
@@ -31,8 +33,10 @@ def ticker_after(ws: KuCoinWebSocket, moment: float) -> bool:
     return ticker is not None and ticker.received_at > moment
 
 
-@pytest.mark.parametrize("confirm_after_s", [0.2, None], ids=["confirmed", "unconfirmed"])
-def test_ws_drop_reconnects_resubscribes_and_loses_no_candle(confirm_after_s: float | None) -> None:
+@pytest.mark.parametrize(("confirm_after_s", "transport"),
+                         [(0.2, "picows"), (None, "picows"), (0.2, "websocket-client")],
+                         ids=["confirmed-picows", "unconfirmed-picows", "confirmed-websocket-client"])
+def test_ws_drop_reconnects_resubscribes_and_loses_no_candle(confirm_after_s: float | None, transport: str) -> None:
     """A drop long enough for whole 1m periods to pass while disconnected (the simulator runs
     30x fast): while offline the series is not served; after the reconnect the gap is refilled
     from REST, one candle per minute, and the periods that passed offline equal the simulator's
@@ -50,7 +54,7 @@ def test_ws_drop_reconnects_resubscribes_and_loses_no_candle(confirm_after_s: fl
     # market keeps within a step of its clock on a busy machine.
     with Simulator(seed=7, clock_ms=sim_ms, tick_ms=1000, ping_interval_ms=18_000 * speed,
                    ping_timeout_ms=10_000 * speed) as sim:
-        with make_ws(sim, wall_clock=lambda: sim_ms() / 1000, max_candles=40,
+        with make_ws(sim, transport=transport, wall_clock=lambda: sim_ms() / 1000, max_candles=40,
                      confirm_closed_candles_after_s=confirm_after_s) as ws:
             ws.subscribe_candles(BTC, "1m")
             ws.subscribe_ticker(BTC, last_trade=False)
@@ -107,9 +111,10 @@ def _rest_klines(sim: Simulator, from_ms: int, to_ms: int) -> list[list[float]]:
             for row in body["data"]]
 
 
-def test_ws_detects_a_half_open_socket_within_ping_interval_plus_timeout() -> None:
+@BOTH_TRANSPORTS
+def test_ws_detects_a_half_open_socket_within_ping_interval_plus_timeout(transport: str) -> None:
     with Simulator(seed=7, ping_interval_ms=500, ping_timeout_ms=500) as sim:
-        with make_ws(sim) as ws:
+        with make_ws(sim, transport=transport) as ws:
             ws.subscribe_ticker(BTC, last_trade=False)
             wait_until(ws.is_healthy, what="subscribed")
             assert ws.wait_for_ticker(BTC, timeout_s=TIMEOUT_S) is not None
@@ -122,8 +127,9 @@ def test_ws_detects_a_half_open_socket_within_ping_interval_plus_timeout() -> No
     assert detected_s <= 0.5 + 0.5 + SLACK_S
 
 
-def test_ws_resyncs_the_book_after_a_skipped_sequence(sim: Simulator) -> None:
-    with make_ws(sim) as ws:
+@BOTH_TRANSPORTS
+def test_ws_resyncs_the_book_after_a_skipped_sequence(sim: Simulator, transport: str) -> None:
+    with make_ws(sim, transport=transport) as ws:
         ws.subscribe_order_book(BTC)
         assert ws.wait_for_order_book(BTC, timeout_s=TIMEOUT_S) is not None
         sim.skip_level2_sequence("XBTUSDTM")
@@ -142,8 +148,9 @@ def test_ws_resyncs_the_book_after_a_skipped_sequence(sim: Simulator) -> None:
         assert (ws.stats().resyncs, ws.stats().reconnects, sim.connections_total) == ({BTC: 1}, 0, 1)
 
 
-def test_ws_ignores_a_malformed_frame_and_carries_on(sim: Simulator) -> None:
-    with make_ws(sim) as ws:
+@BOTH_TRANSPORTS
+def test_ws_ignores_a_malformed_frame_and_carries_on(sim: Simulator, transport: str) -> None:
+    with make_ws(sim, transport=transport) as ws:
         ws.subscribe_ticker(BTC, last_trade=False)
         assert ws.wait_for_ticker(BTC, timeout_s=TIMEOUT_S) is not None
         assert sim.send_malformed() == 1
@@ -153,8 +160,9 @@ def test_ws_ignores_a_malformed_frame_and_carries_on(sim: Simulator) -> None:
         assert (ws.stats().reconnects, sim.connections_total) == (0, 1)
 
 
-def test_ws_expired_token_reconnects_with_a_new_token(sim: Simulator) -> None:
-    with make_ws(sim) as ws:
+@BOTH_TRANSPORTS
+def test_ws_expired_token_reconnects_with_a_new_token(sim: Simulator, transport: str) -> None:
+    with make_ws(sim, transport=transport) as ws:
         ws.subscribe_ticker(BTC, last_trade=False)
         assert ws.wait_for_ticker(BTC, timeout_s=TIMEOUT_S) is not None
         bullets = sim.request_count(*BULLET)
@@ -165,9 +173,10 @@ def test_ws_expired_token_reconnects_with_a_new_token(sim: Simulator) -> None:
         assert (bullets, sim.request_count(*BULLET), ws.stats().reconnects) == (1, 2, 1)
 
 
-def test_ws_backs_off_while_connections_are_refused(sim: Simulator) -> None:
+@BOTH_TRANSPORTS
+def test_ws_backs_off_while_connections_are_refused(sim: Simulator, transport: str) -> None:
     sim.refuse_ws(3)
-    with make_ws(sim, backoff_initial_s=0.05, backoff_cap_s=1.0) as ws:
+    with make_ws(sim, transport=transport, backoff_initial_s=0.05, backoff_cap_s=1.0) as ws:
         ws.subscribe_ticker(BTC, last_trade=False)
         wait_until(ws.is_healthy, what="connected after the refusals")
         delays = ws.stats().reconnect_delays_s
@@ -177,8 +186,9 @@ def test_ws_backs_off_while_connections_are_refused(sim: Simulator) -> None:
     assert (stats.reconnects, stats.connect_failures) == (0, 3)  # never connected: no reconnect
 
 
-def test_ws_reconnects_at_once_after_losing_a_healthy_connection(sim: Simulator) -> None:
-    with make_ws(sim, backoff_initial_s=5.0, backoff_cap_s=10.0) as ws:  # a backoff would show
+@BOTH_TRANSPORTS
+def test_ws_reconnects_at_once_after_losing_a_healthy_connection(sim: Simulator, transport: str) -> None:
+    with make_ws(sim, transport=transport, backoff_initial_s=5.0, backoff_cap_s=10.0) as ws:  # a backoff would show
         ws.subscribe_ticker(BTC, last_trade=False)
         wait_until(ws.is_healthy, what="subscribed")
         dropped_at = time.monotonic()

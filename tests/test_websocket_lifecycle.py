@@ -17,6 +17,8 @@ from tests.helpers import TIMEOUT_S, open_fd_count, wait_until
 BTC = "BTC/USDT:USDT"
 BULLET = ("POST", "/api/v1/bullet-public")
 STOP_LIMIT_S = 2.0
+# The tests that exercise a real connection run over both transports (ws/transports.py).
+BOTH_TRANSPORTS = pytest.mark.parametrize("transport", ["picows", "websocket-client"])
 
 
 def make_ws(sim: Simulator, **kwargs: Any) -> KuCoinWebSocket:
@@ -50,8 +52,9 @@ def test_ws_constructor_does_no_io_and_stop_before_start_is_fine(sim: Simulator)
         ws.subscribe_ticker(BTC)
 
 
-def test_ws_cannot_start_twice_or_restart(sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
-    ws = make_ws(sim).start()
+@BOTH_TRANSPORTS
+def test_ws_cannot_start_twice_or_restart(sim: Simulator, caplog: pytest.LogCaptureFixture, transport: str) -> None:
+    ws = make_ws(sim, transport=transport).start()
     with pytest.raises(RuntimeError):
         ws.start()
     with caplog.at_level(logging.INFO, logger="kucoin_futures.ws.client"):
@@ -62,9 +65,10 @@ def test_ws_cannot_start_twice_or_restart(sim: Simulator, caplog: pytest.LogCapt
     assert [r.getMessage() for r in caplog.records if "stopped" in r.getMessage()] == [f"= stopped {ws._name}"]
 
 
-def test_ws_stop_during_backoff_returns_in_time(sim: Simulator) -> None:
+@BOTH_TRANSPORTS
+def test_ws_stop_during_backoff_returns_in_time(sim: Simulator, transport: str) -> None:
     sim.refuse_ws(1000)
-    ws = make_ws(sim, name="kws-backoff", backoff_initial_s=1.0, backoff_cap_s=10.0).start()
+    ws = make_ws(sim, transport=transport, name="kws-backoff", backoff_initial_s=1.0, backoff_cap_s=10.0).start()
     assert sim.wait_until(lambda: sim.faults.ws_refused >= 2, TIMEOUT_S)  # now waiting ~2 s to retry
     assert ws.state is State.CONNECTING
     elapsed_s = timed_stop(ws)
@@ -79,8 +83,9 @@ def test_ws_stop_during_a_slow_token_fetch_returns_in_time(sim: Simulator) -> No
     assert (elapsed_s < STOP_LIMIT_S, our_threads("kws-slow")) == (True, [])
 
 
-def test_ws_stop_while_connected_and_mid_reconnect(sim: Simulator) -> None:
-    ws = make_ws(sim, name="kws-mid").start()
+@BOTH_TRANSPORTS
+def test_ws_stop_while_connected_and_mid_reconnect(sim: Simulator, transport: str) -> None:
+    ws = make_ws(sim, transport=transport, name="kws-mid").start()
     ws.subscribe_order_book(BTC)
     assert ws.wait_for_order_book(BTC, timeout_s=TIMEOUT_S) is not None
     sim.refuse_ws(1000)
@@ -90,12 +95,13 @@ def test_ws_stop_while_connected_and_mid_reconnect(sim: Simulator) -> None:
     assert (elapsed_s < STOP_LIMIT_S, our_threads("kws-mid")) == (True, [])
 
 
-def test_ws_100_start_stop_cycles_leave_no_thread_or_socket(sim: Simulator) -> None:
+@BOTH_TRANSPORTS
+def test_ws_100_start_stop_cycles_leave_no_thread_or_socket(sim: Simulator, transport: str) -> None:
     threads = set(threading.enumerate())
     fds = open_fd_count()
     slowest_s = 0.0
     for cycle in range(100):
-        ws = make_ws(sim, name="kws-cycle")
+        ws = make_ws(sim, transport=transport, name="kws-cycle")
         ws.subscribe_ticker(BTC, last_trade=False)
         ws.start()
         if cycle % 10 == 0:  # every tenth cycle gets all the way to data
@@ -106,7 +112,8 @@ def test_ws_100_start_stop_cycles_leave_no_thread_or_socket(sim: Simulator) -> N
     wait_until(lambda: open_fd_count() <= fds, what=f"file descriptors back to {fds}")
 
 
-def test_ws_stop_from_a_callback_does_not_deadlock(sim: Simulator) -> None:
+@BOTH_TRANSPORTS
+def test_ws_stop_from_a_callback_does_not_deadlock(sim: Simulator, transport: str) -> None:
     stopped = threading.Event()
     holder: list[KuCoinWebSocket] = []
 
@@ -115,7 +122,7 @@ def test_ws_stop_from_a_callback_does_not_deadlock(sim: Simulator) -> None:
             holder[0].stop()
             stopped.set()
 
-    ws = make_ws(sim, name="kws-self", on_ticker=on_ticker)
+    ws = make_ws(sim, transport=transport, name="kws-self", on_ticker=on_ticker)
     holder.append(ws)
     ws.subscribe_ticker(BTC, last_trade=False)
     ws.start()

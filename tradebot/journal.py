@@ -1,5 +1,5 @@
 """The bot's durable journal in SQLite: order intents before they are sent, fills, snapshots,
-paper-broker state; restart reconciliation and the exit summary.
+protective exits and the paper broker's state.
 
     with Journal("bot_journal.sqlite3").open() as journal:
         journal.record_intent(oid, "BTC/USDT:USDT", "buy", 3, kind="entry", contract_size=0.001)
@@ -10,62 +10,43 @@ paper-broker state; restart reconciliation and the exit summary.
         else:
             journal.apply_order(oid, order)                            # placed / filled + fill
 
-    report = reconcile(journal, lookup)   # at start-up: resolve pending/unknown/placed intents
-
 Durability: WAL mode with ``synchronous=FULL``, so a committed intent survives a crash or power
-loss before the order leaves. A restart never re-sends: ``reconcile`` only looks intents up by
-clientOid (KuCoin: GET /api/v1/orders/byClientOid) and records what the exchange says.
+loss before the order leaves. A restart never re-sends: ``reconcile.reconcile`` only looks intents
+up by clientOid (KuCoin: GET /api/v1/orders/byClientOid) and records what the exchange says.
 
-Intent states (a transition table; re-marking the same state is a no-op update)::
-
-    pending --> placed | rejected | unknown | filled | canceled
-    unknown --> placed | rejected | filled | canceled
-    placed  --> filled | canceled
-    filled, rejected, canceled: final
-
-Fills are kept per order (``fill_id = "order:<orderId>"``, cumulative size, average price, total
-fee) and upserted, so seeing an order twice never double-counts. PnL assumes linear contracts.
+The values stored (Intent, Fill, Protection) and the intent state table (TRANSITIONS) are in
+records.py. Fills are kept per order and upserted, so seeing an order twice never double-counts.
+PnL assumes linear contracts; performance.summary reads the run's numbers back.
 """
 from __future__ import annotations
 
 import enum
 import json
 import logging
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 from typing import Any
 
 from kucoin_futures.errors import ClientClosed, ConfigError, InvalidArgument
+from tradebot.records import (
+    ACTIVE,
+    CLIENT_OID_RE,
+    KINDS,
+    TRANSITIONS,
+    UNRESOLVED,
+    Fill,
+    Intent,
+    Protection,
+    fill_from_order,
+)
 
-__all__ = [
-    "Fill",
-    "Intent",
-    "Journal",
-    "Protection",
-    "ReconcileReport",
-    "reconcile",
-    "summary",
-]
+__all__ = ["Journal"]
 
 log = logging.getLogger(__name__)
-
-CLIENT_OID_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # KuCoin: clientOid <= 40 chars of this set
-KINDS = ("entry", "exit", "close")
-UNRESOLVED = ("pending", "unknown")
-ACTIVE = ("pending", "unknown", "placed")
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "pending": frozenset({"placed", "rejected", "unknown", "filled", "canceled"}),
-    "unknown": frozenset({"placed", "rejected", "filled", "canceled"}),
-    "placed": frozenset({"filled", "canceled"}),
-    "filled": frozenset(),
-    "rejected": frozenset(),
-    "canceled": frozenset(),
-}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
@@ -107,59 +88,6 @@ class _State(enum.Enum):
     OPEN = "open"
     CLOSED = "closed"
 
-
-@dataclass(frozen=True, slots=True)
-class Intent:
-    """One order the bot decided to send, and what became of it."""
-
-    client_oid: str
-    symbol: str
-    side: str  # "buy" | "sell"
-    amount: int  # contracts
-    kind: str  # "entry" | "exit" | "close"
-    reduce_only: bool
-    contract_size: float
-    reason: str
-    created_ms: int
-    updated_ms: int
-    status: str
-    order_id: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """What an order executed: cumulative contracts at the average price, and the total fee."""
-
-    fill_id: str
-    client_oid: str | None
-    order_id: str | None
-    symbol: str
-    side: str
-    amount: int
-    price: float
-    fee: float
-    fee_currency: str
-    contract_size: float
-    ts_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Protection:
-    """The protective exits of one position, as journaled: the stop, take profit and trailing
-    state the running bot enforces, and the ATR they were set from (to re-anchor them on the fill).
-    `client_oid` is the entry intent that opened the position (None for an adopted position)."""
-
-    symbol: str
-    client_oid: str | None
-    side: str  # "long" | "short"
-    stop_price: float
-    take_profit_price: float | None
-    trailing_distance: float | None
-    watermark: float | None
-    trailing_active: bool
-    atr: float | None
-    updated_ms: int = 0
 
 
 class Journal:
@@ -267,7 +195,7 @@ class Journal:
         if status in (None, "open"):
             return self.mark_placed(client_oid, order_id)
         if filled > 0:  # the fill and the status change commit together
-            fill = _fill_from_order(intent, order, order_id, filled, self._now_ms())
+            fill = fill_from_order(intent, order, order_id, filled, self._now_ms())
             return self._transition(client_oid, "filled", order_id=order_id, fill=fill)
         if status == "rejected":
             return self.mark_rejected(client_oid, "rejected by the exchange")
@@ -445,17 +373,3 @@ def _protection(row: tuple[Any, ...]) -> Protection:
 
 def _intent(row: tuple[Any, ...]) -> Intent:
     return Intent(*row[:5], bool(row[5]), *row[6:])  # SQLite keeps reduce_only as 0/1
-
-
-def _fill_from_order(intent: Intent, order: Mapping[str, Any], order_id: str | None, filled: int,
-                     now_ms: int) -> Fill:
-    price = order.get("average") or order.get("price")
-    if not price:
-        raise InvalidArgument(f"order for {intent.client_oid} filled {filled} without a price")
-    fee = order.get("fee") or {}
-    ts_ms = order.get("lastTradeTimestamp") or order.get("timestamp") or now_ms
-    return Fill(fill_id=f"order:{order_id or intent.client_oid}", client_oid=intent.client_oid,
-                order_id=order_id, symbol=intent.symbol, side=intent.side, amount=filled,
-                price=float(price), fee=float(fee.get("cost") or 0.0),
-                fee_currency=str(fee.get("currency") or "USDT"),
-                contract_size=intent.contract_size, ts_ms=int(ts_ms))

@@ -34,15 +34,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from tradebot.journal import CLIENT_OID_RE
-from kucoin_futures.errors import OrderNotFound
 from kucoin_futures.errors import (
     CODE_NO_POSITION,
+    CODE_ORDER_NOT_FOUND,
     InsufficientFunds,
     InvalidArgument,
     InvalidOrder,
     NoPosition,
+    OrderNotFound,
 )
+from kucoin_futures.protocol.wire import CLIENT_OID_RE
 
 __all__ = ["PaperBroker", "PaperContract"]
 
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 
 SETTLE = "USDT"
 STATE_VERSION = 1
-CODE_ORDER_NOT_FOUND = "100001"  # error.getOrder.orderNotExist (HTTP 404)
 CODE_BALANCE = "300003"  # balance insufficient
 CODE_LEVERAGE = "300016"  # leverage too high
 CODE_CLIENT_OID = "300018"  # clientOid repeated

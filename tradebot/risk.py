@@ -1,7 +1,7 @@
 """Risk rules as pure functions and frozen values: sizing, leverage, the daily kill switch, entry
-guards, protective exits, and the performance numbers of the exit summary. Nothing here reads a
-clock or does I/O; time comes in as ``now_ms`` (epoch milliseconds, for the UTC day) and data age
-as seconds measured by the caller.
+guards and protective exits (a run's performance numbers are in performance.py). Nothing here
+reads a clock or does I/O; time comes in as ``now_ms`` (epoch milliseconds, for the UTC day) and
+data age as seconds measured by the caller.
 
     size = position_size(equity, risk_per_trade, entry, stop, multiplier, lot_size, max_qty,
                          leverage=lev, available_margin=free)
@@ -11,7 +11,6 @@ as seconds measured by the caller.
     exit_state = ProtectiveExit.from_entry("long", fill_price, atr, limits=limits)
     exit_state = update_trailing(exit_state, last_price)
     reason = check_exit(exit_state, last_price)  # "stop", "trailing_stop", "take_profit" or None
-    result = summarize(fills, equity_curve, source_counts={"websocket": n_ws, "rest": n_rest})
 
 Protective exits are cheap checks the bot runs on every price update; an exit they trigger is sent
 at the executor's HIGH priority, ahead of account reads and market-data fallback.
@@ -19,26 +18,22 @@ at the executor's HIGH priority, ahead of account reads and market-data fallback
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from kucoin_futures.errors import InvalidArgument
 
 __all__ = [
+    "DAY_MS",
     "ExitReason",
-    "FillLike",
     "ProtectiveExit",
     "RiskLimits",
     "RiskState",
-    "Summary",
     "check_exit",
     "effective_leverage",
     "entry_allowed",
-    "max_drawdown",
     "position_size",
-    "replay_fills",
-    "summarize",
     "update_risk_state",
     "update_trailing",
     "utc_day",
@@ -270,85 +265,3 @@ def check_exit(state: ProtectiveExit, last_price: float) -> ExitReason | None:
     if target is not None and ((last_price >= target) if long else (last_price <= target)):
         return "take_profit"
     return None
-
-
-# -- performance: the exit summary (journal.summary feeds it the journal's rows) -------------
-class FillLike(Protocol):
-    """A fill as the journal stores it (journal.Fill): one order's cumulative execution."""
-
-    symbol: str
-    side: str  # "buy" | "sell"
-    amount: int  # contracts
-    price: float
-    fee: float
-    contract_size: float
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """The exit summary; money in the settle currency (USDT)."""
-
-    trades: int  # round trips closed (position back to flat, or flipped)
-    realised_pnl: float  # gross, before fees
-    fees: float
-    net_pnl: float
-    max_drawdown: float  # largest peak-to-trough fall of the equity curve
-    max_drawdown_fraction: float  # largest fall as a fraction of its peak
-    ws_share: float | None  # share of market data that came by WebSocket (None: no data)
-    open_positions: int  # symbols the fills leave not flat
-
-
-def replay_fills(fills: Iterable[FillLike]) -> tuple[int, float, dict[str, int]]:
-    """Return (round trips closed, gross realised PnL, signed open contracts by symbol).
-
-    One-way positions at their average entry price: a fill that crosses zero closes the trip and
-    opens the rest on the other side at the fill price. Linear PnL: qty x price move x size.
-    """
-    trades, realised = 0, 0.0
-    qty: dict[str, int] = {}
-    avg: dict[str, float] = {}
-    for f in fills:
-        held, signed = qty.get(f.symbol, 0), f.amount if f.side == "buy" else -f.amount
-        if held == 0 or (held > 0) == (signed > 0):
-            avg[f.symbol] = (abs(held) * avg.get(f.symbol, 0.0) + f.amount * f.price) \
-                / (abs(held) + f.amount)
-            qty[f.symbol] = held + signed
-            continue
-        closing = min(f.amount, abs(held))
-        realised += closing * (f.price - avg[f.symbol]) * f.contract_size * (1 if held > 0 else -1)
-        rest = f.amount - closing
-        qty[f.symbol] = held + (closing if signed > 0 else -closing)
-        if qty[f.symbol] == 0:
-            trades += 1
-            if rest:
-                qty[f.symbol], avg[f.symbol] = (rest if signed > 0 else -rest), f.price
-    return trades, realised, {s: q for s, q in qty.items() if q}
-
-
-def max_drawdown(equity: Iterable[float]) -> tuple[float, float]:
-    """Return (largest peak-to-trough fall, largest fall as a fraction of its running peak)."""
-    peak, worst, worst_fraction = float("-inf"), 0.0, 0.0
-    for value in equity:
-        peak = max(peak, value)
-        worst = max(worst, peak - value)
-        if peak > 0:
-            worst_fraction = max(worst_fraction, (peak - value) / peak)
-    return worst, worst_fraction
-
-
-def summarize(fills: Iterable[FillLike], equity: Iterable[float], *,
-              source_counts: Mapping[str, int] | None = None) -> Summary:
-    """Return the Summary of fills and an equity curve; `source_counts` counts market-data
-    updates by source ("websocket", "rest") as the bot saw them."""
-    fills = list(fills)
-    trades, realised, still_open = replay_fills(fills)
-    fees = float(sum(f.fee for f in fills))
-    drawdown, fraction = max_drawdown(equity)
-    counts = source_counts or {}
-    seen = counts.get("websocket", 0) + counts.get("rest", 0)
-    return Summary(trades=trades, realised_pnl=realised, fees=fees, net_pnl=realised - fees,
-                   max_drawdown=drawdown, max_drawdown_fraction=fraction,
-                   ws_share=counts.get("websocket", 0) / seen if seen else None,
-                   open_positions=len(still_open))
-
-

@@ -40,6 +40,7 @@ from kucoin_futures.protocol.types import Candle
 
 __all__ = [
     "FLAT",
+    "HISTORY_CANDLES",
     "Action",
     "ActionKind",
     "Position",
@@ -58,6 +59,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+HISTORY_CANDLES = 300  # candles the bot reads for a decision (and for a stop from the ATR)
 # Beyond this many bars a geometric weight is below 1e-18 of the newest one: the truncated kernel
 # reproduces the exact recurrence to float precision (see _exponential_smooth).
 _NEGLIGIBLE_WEIGHT = 1e-18
@@ -256,8 +258,11 @@ def _same_length(*series: Any) -> list[np.ndarray]:
 
 
 # -- candles ----------------------------------------------------------------------------------
-def closed_candles(candles: Sequence[Candle], *, timeframe_ms: int, now_ms: int) -> list[Candle]:
-    """Return the candles whose period has ended at `now_ms` (epoch ms); drops the forming one."""
+def closed_candles(candles: Candles, *, timeframe_ms: int, now_ms: int) -> list[Any]:
+    """Return the candles whose period has ended at `now_ms` (epoch ms); drops the forming one.
+    Takes Candle values or ccxt rows [ts_ms, o, h, l, c, v] (KuCoinClient.get_ohlcv's)."""
+    if len(candles) and not isinstance(candles[0], Candle):
+        return [row for row in candles if row[0] + timeframe_ms <= now_ms]
     return [c for c in candles if c.ts_ms + timeframe_ms <= now_ms]
 
 

@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from kucoin_futures.protocol.wire import DEFAULT_FUTURES_URL
+from kucoin_futures.rest.public import PATH_LEVEL2_SNAPSHOT
 from kucoin_futures.scheduling.pools import Priority
 from kucoin_futures.errors import (
     AuthError,
@@ -71,14 +73,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FUTURES_URL = "https://api-futures.kucoin.com"
 TICKER_MAX_AGE_S = 10.0  # a cached ticker older than this is not served
 BOOK_MAX_AGE_S = 10.0
 FIRST_READ_WAIT_S = 0.5  # the first read of a symbol waits this long for WebSocket data
 PREFETCH_TIMEOUT_S = 5.0  # prefetch's one wait for a universe's first data (connect, acks, history)
 MAX_OHLCV_LIMIT = 500  # candles kept per symbol and timeframe
 PATH_TICKER = "/api/v1/ticker"
-PATH_BOOK = "/api/v1/level2/snapshot"
 
 
 class KuCoinClient:
@@ -88,6 +88,8 @@ class KuCoinClient:
         api_key, api_secret, api_passphrase: KuCoin API credentials (all three, or none for
             market data only). Never logged, never in repr() or error messages.
         enable_websocket: serve market data from the WebSocket cache (else REST only).
+        ws_transport: the WebSocket library, KuCoinWebSocket's ``transport``: "auto" (picows if
+            it imports, else websocket-client), "picows" or "websocket-client".
         futures_url: KuCoin Futures REST base URL; the only host the client talks to.
         gil_switch_interval_s: passed to KuCoinWebSocket (sys.setswitchinterval while it runs;
             None leaves the process's setting alone).
@@ -104,6 +106,7 @@ class KuCoinClient:
         api_passphrase: str | None = None,
         *,
         enable_websocket: bool = True,
+        ws_transport: str = "auto",
         futures_url: str = DEFAULT_FUTURES_URL,
         request_timeout_s: float = 10.0,
         gil_switch_interval_s: float | None = None,
@@ -120,7 +123,7 @@ class KuCoinClient:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         check_client_options(api_key=api_key, api_secret=api_secret, api_passphrase=api_passphrase,
-                             enable_websocket=enable_websocket, futures_url=futures_url,
+                             enable_websocket=enable_websocket, ws_transport=ws_transport, futures_url=futures_url,
                              request_timeout_s=request_timeout_s, gil_switch_interval_s=gil_switch_interval_s,
                              ticker_max_age_s=ticker_max_age_s, book_max_age_s=book_max_age_s,
                              first_read_wait_s=first_read_wait_s, clock=clock, wall_clock=wall_clock)
@@ -134,7 +137,7 @@ class KuCoinClient:
         if enable_websocket:
             self._ws = websocket if websocket is not None else KuCoinWebSocket(
                 rest_url=futures_url, rest_get=self._rest_get, token_provider=self._bullet_public,
-                clock=clock, wall_clock=wall_clock, gil_switch_interval_s=gil_switch_interval_s)
+                transport=ws_transport, clock=clock, wall_clock=wall_clock, gil_switch_interval_s=gil_switch_interval_s)
         self.futures_url = futures_url
         self._ticker_max_age_s = ticker_max_age_s
         self._book_max_age_s = book_max_age_s
@@ -166,7 +169,8 @@ class KuCoinClient:
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> KuCoinClient:
-        """Build a client from config.Settings (credentials, URL, ENABLE_WEBSOCKET, GIL switch).
+        """Build a client from config.Settings (credentials, URL, ENABLE_WEBSOCKET, WS_TRANSPORT,
+        GIL switch).
 
         Raises:
             InvalidArgument: `settings` is not a Settings, or one of its values is unusable.
@@ -174,10 +178,11 @@ class KuCoinClient:
         try:
             credentials = (settings.api_key, settings.api_secret, settings.api_passphrase)
             enable_websocket, futures_url = settings.enable_websocket, settings.futures_url
-            switch_ms = settings.gil_switch_interval_ms
+            switch_ms, ws_transport = settings.gil_switch_interval_ms, settings.ws_transport
         except AttributeError:
             raise InvalidArgument(f"settings must be a config.Settings, not {type(settings).__name__}") from None
         kwargs.setdefault("gil_switch_interval_s", gil_switch_interval_s_of(switch_ms))
+        kwargs.setdefault("ws_transport", ws_transport)
         return cls(*credentials, enable_websocket=enable_websocket, futures_url=futures_url, **kwargs)
 
     @property
@@ -330,7 +335,7 @@ class KuCoinClient:
                 self._count("websocket")
                 return order_book_to_ccxt(book, limit)
             self._degraded.fell_back(key)
-        payload = self._rest_get(PATH_BOOK, {"symbol": to_kucoin_id(symbol)})
+        payload = self._rest_get(PATH_LEVEL2_SNAPSHOT, {"symbol": to_kucoin_id(symbol)})
         self._count("rest")
         return order_book_to_ccxt(parse_rest_order_book(payload, received_at=self._clock()), limit)
 

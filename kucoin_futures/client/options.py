@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kucoin_futures.errors import InvalidArgument
+from kucoin_futures.ws.transports import check_transport_name
 
 __all__ = ["check_client_options", "gil_switch_interval_s_of"]
 
@@ -19,13 +20,14 @@ CREDENTIALS = ("api_key", "api_secret", "api_passphrase")
 
 
 def check_client_options(*, api_key: Any, api_secret: Any, api_passphrase: Any, enable_websocket: Any,
-                         futures_url: Any, request_timeout_s: Any, gil_switch_interval_s: Any,
-                         ticker_max_age_s: Any, book_max_age_s: Any, first_read_wait_s: Any, clock: Any,
-                         wall_clock: Any) -> None:
+                         ws_transport: Any, futures_url: Any, request_timeout_s: Any,
+                         gil_switch_interval_s: Any, ticker_max_age_s: Any, book_max_age_s: Any,
+                         first_read_wait_s: Any, clock: Any, wall_clock: Any) -> None:
     """Raise ``InvalidArgument`` for the first unusable option of ``KuCoinClient(...)``."""
     _check_credentials(dict(zip(CREDENTIALS, (api_key, api_secret, api_passphrase))))
     if not isinstance(enable_websocket, bool):
         raise InvalidArgument(f"enable_websocket must be True or False, not {enable_websocket!r}")
+    check_transport_name(ws_transport, option="ws_transport")  # even with the WebSocket off
     _check_url(futures_url)
     _check_seconds("request_timeout_s", request_timeout_s, high=MAX_REQUEST_TIMEOUT_S, zero_ok=False)
     _check_seconds("ticker_max_age_s", ticker_max_age_s)

@@ -43,7 +43,7 @@ from kucoin_futures.orders.rules import (
     opposite_side,
     resolve_step,
 )
-from kucoin_futures.errors import CODE_NO_POSITION, NoPosition
+from kucoin_futures.errors import CODE_NO_POSITION, CODE_ORDER_NOT_FOUND, NoPosition
 from kucoin_futures.errors import (
     InvalidArgument,
     KuCoinError,
@@ -326,7 +326,7 @@ class OrderManager:
             return self._fetch_order(check_order_id(order_id), symbol)
         order = self._fetch_by_client_oid(check_client_oid(client_oid), symbol)
         if order is None:
-            raise OrderNotFound("100001", f"no order with clientOid {client_oid}")
+            raise OrderNotFound(CODE_ORDER_NOT_FOUND, f"no order with clientOid {client_oid}")
         return order
 
     def _fetch_order(self, order_id: str, symbol: str | None, *,

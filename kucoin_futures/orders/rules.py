@@ -30,6 +30,7 @@ from typing import Any
 
 from kucoin_futures.errors import InvalidArgument
 from kucoin_futures.protocol.types import Side
+from kucoin_futures.protocol.wire import CLIENT_OID_RE
 
 __all__ = [
     "KUCOIN_TIMESTAMP_WINDOW_S", "OrderRequest", "OrderType", "ResolvePolicy", "Verdict", "Wait",
@@ -39,7 +40,6 @@ __all__ = [
 ]
 
 KUCOIN_TIMESTAMP_WINDOW_S = 5.0  # 400002 beyond this skew between KC-API-TIMESTAMP and the server
-CLIENT_OID_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # KuCoin: <= 40 chars of [A-Za-z0-9_-] (notes 7.2)
 CLIENT_OID_PREFIX_RE = re.compile(r"[A-Za-z0-9_]{0,8}")
 ORDER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # goes into a URL path: nothing else allowed
 MARGIN_MODES = frozenset({"isolated", "cross"})  # ccxt's names; KuCoin's ISOLATED / CROSS

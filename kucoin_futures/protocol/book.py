@@ -1,4 +1,4 @@
-"""Pure market-data state: a level-2 book kept in sync from snapshot + deltas, and candle merging.
+"""Pure market-data state: a level-2 book kept in sync from snapshot + deltas.
 
 No I/O, no clock, no locks: the owner (a cache or the WebSocket thread) serialises access and
 passes receipt times in. ``L2Book`` follows KuCoin's level-2 procedure (protocol notes section
@@ -11,20 +11,18 @@ from __future__ import annotations
 import enum
 import heapq
 from collections import deque
-from collections.abc import Iterable
 
 from kucoin_futures.errors import InvalidArgument
 from kucoin_futures.protocol.types import (
     SOURCE_WEBSOCKET,
     BookDelta,
-    Candle,
     OrderBook,
     PriceLevel,
     Side,
     Source,
 )
 
-__all__ = ["BookStatus", "L2Book", "merge_candles"]
+__all__ = ["BookStatus", "L2Book"]
 
 DEFAULT_MAX_BUFFERED_DELTAS = 10_000  # bound memory while a snapshot is being fetched
 
@@ -150,25 +148,3 @@ def _best(levels: dict[float, int], depth: int | None, *, highest: bool) -> tupl
     else:
         prices = heapq.nsmallest(depth, levels)
     return tuple((price, levels[price]) for price in prices)
-
-
-def merge_candles(existing: Iterable[Candle], incoming: Iterable[Candle], *,
-                  max_len: int | None = None) -> tuple[Candle, ...]:
-    """Return the union of two candle series, oldest first, keeping the last ``max_len``.
-
-    For the same period start, the observation received later wins (ties go to ``incoming``):
-    a WebSocket push replaces the REST row of the period in progress, and a REST row fetched
-    after the period closed replaces the last push, which may predate the final trades (KuCoin
-    pushes at most once per second and never marks a candle closed).
-    """
-    by_start = {candle.ts_ms: candle for candle in existing}
-    for candle in incoming:
-        current = by_start.get(candle.ts_ms)
-        if current is None or candle.received_at >= current.received_at:
-            by_start[candle.ts_ms] = candle
-    merged = tuple(sorted(by_start.values(), key=lambda candle: candle.ts_ms))
-    if max_len is not None:
-        if max_len < 1:
-            raise InvalidArgument(f"max_len must be >= 1, not {max_len!r}")
-        merged = merged[-max_len:]
-    return merged

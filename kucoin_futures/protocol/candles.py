@@ -182,7 +182,12 @@ class CandleSeries(Sequence[Candle]):
 
     def merged(self, incoming: Iterable[Candle], max_len: int, *, received_at: float) -> CandleSeries:
         """Return the union by period start (the later observation wins, ties to ``incoming``),
-        keeping the newest ``max_len`` (the semantics of ``kucoin_protocol.merge_candles``)."""
+        keeping the newest ``max_len``.
+
+        The later observation wins because a WebSocket push replaces the REST row of the period
+        in progress, and a REST row fetched after the period closed replaces the last push, which
+        may predate the final trades (KuCoin pushes at most once per second and never marks a
+        candle closed)."""
         if max_len < 1:
             raise InvalidArgument(f"max_len must be >= 1, not {max_len!r}")
         rows = {row[0]: row for row in zip(*self._cols)}

@@ -1,18 +1,19 @@
 """KuCoin Futures payload parsers: one ``parse_<thing>`` per message, wire payload -> value type.
 
 Pure (no I/O, no clock). Each parser takes one decoded KuCoin payload and an explicit
-``received_at`` (local monotonic seconds) and returns a frozen value from ``kucoin_types``;
+``received_at`` (local monotonic seconds) and returns a frozen value from ``protocol.types``;
 exchange times are converted to ``ts_ms`` here. Malformed input raises ``ProtocolError``, and so
 does a value no market can have: a price that is not a finite number > 0 (booleans are not
-numbers), a negative size, a bid above the ask (a ticker) or at or above it (a book); a
-WebSocket type or subject we do not handle yields ``None`` from ``parse_frame``. REST parsers take
+numbers), a negative size, a bid above the ask (a ticker) or at or above it (a book).
+``parse_frame`` reads control frames; it yields ``None`` for a push (``MarketFeed`` dispatches
+pushes to their parser by subject) and for a frame type we do not handle. REST parsers take
 the whole envelope ``{"code", "data"}`` and raise the mapped ``KuCoinError`` when ``code`` is not
 "200000". Full example payloads live in ``tests/fixtures``.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,30 +27,17 @@ from kucoin_futures.protocol.types import (
     BookDelta,
     Candle,
     Event,
-    FundingRate,
-    MarketData,
-    MarkIndex,
     OrderBook,
     Pong,
     ServerError,
     Source,
     Ticker,
-    Trade,
     Welcome,
     WsEndpoint,
     to_unified,
 )
 from kucoin_futures.protocol.wire import (
-    TOPIC_CANDLE,
-    TOPIC_EXECUTION,
-    TOPIC_INSTRUMENT,
-    TOPIC_LEVEL2,
-    TOPIC_LEVEL2_DEPTH5,
-    TOPIC_LEVEL2_DEPTH50,
-    TOPIC_TICKER,
-    TOPIC_TICKER_V2,
     check_not_crossed,
-    epoch_to_ms,
     read_dict,
     read_float,
     read_id,
@@ -68,8 +56,7 @@ from kucoin_futures.protocol.wire import (
 )
 
 __all__ = [
-    "decode_frame", "parse_bullet", "parse_candle", "parse_execution", "parse_frame",
-    "parse_funding_rate", "parse_level2", "parse_level2_depth", "parse_mark_index",
+    "decode_frame", "parse_bullet", "parse_candle", "parse_frame", "parse_level2",
     "parse_rest_klines", "parse_rest_order_book", "parse_rest_ticker", "parse_ticker",
     "parse_ticker_v2",
 ]
@@ -193,11 +180,19 @@ def decode_frame(raw: bytes | str) -> dict[str, Any]:
 
 
 def parse_frame(message: Mapping[str, Any], *, received_at: float) -> Event | None:
-    """Return the event of one decoded frame, or None for a type or subject we do not handle."""
+    """Return the event of one decoded control frame, or None for a push or a type we do not handle.
+
+    Market pushes are dispatched by subject in ``MarketFeed`` (ws/feed.py) to the parsers below;
+    a push that reaches this function is one the feed does not handle: its topic and subject are
+    checked (a malformed frame raises ``ProtocolError``) and it is ignored.
+    """
     # The classic docs' examples omit "type" on pushes (the live server sends "message").
     kind = message.get("type", "message" if "topic" in message else None)
     if kind == "message":
-        return _parse_push(message, received_at=received_at)
+        topic = read_str(message.get("topic"), "topic")
+        subject = read_str(message.get("subject"), "subject")
+        log.debug("! ignoring subject %r on %s", subject, topic)
+        return None
     if kind == "welcome":
         return Welcome(connect_id=read_id(message))
     if kind == "ack":
@@ -214,17 +209,6 @@ def parse_frame(message: Mapping[str, Any], *, received_at: float) -> Event | No
         )
     log.debug("! ignoring frame of type %r", kind)
     return None
-
-
-def _parse_push(message: Mapping[str, Any], *, received_at: float) -> MarketData | None:
-    topic = read_str(message.get("topic"), "topic")
-    subject = read_str(message.get("subject"), "subject")
-    prefix = topic.partition(":")[0]
-    parser = _PUSH_PARSERS.get((prefix, subject))
-    if parser is None:
-        log.debug("! ignoring subject %r on %s", subject, topic)
-        return None
-    return MarketData(topic=topic, subject=subject, value=parser(message, received_at=received_at))
 
 
 def parse_ticker_v2(message: Mapping[str, Any], *, received_at: float) -> Ticker:
@@ -300,60 +284,6 @@ def parse_level2(message: Mapping[str, Any], *, received_at: float) -> BookDelta
     )
 
 
-def parse_level2_depth(message: Mapping[str, Any], *, received_at: float) -> OrderBook:
-    """Return the book of a ``level2Depth5``/``level2Depth50`` push (a full top-N snapshot).
-
-    Example::
-
-        {"topic": "/contractMarket/level2Depth5:XBTUSDTM", "type": "message", "subject": "level2",
-         "data": {"bids": [["89720.9", 513]], "sequence": 1709294294670, "timestamp": 1731680019100,
-                  "ts": 1731680019100, "asks": [["89721", 906]]}}
-    """
-    data = read_dict(message.get("data"), "data")
-    # docs-new sends "timestamp" (ms) and a "ts" equal to it; the classic docs show only "ts" in
-    # nanoseconds. Prefer "timestamp"; read "ts" by magnitude when it is missing.
-    if "timestamp" in data:
-        ts_ms = read_int(data.get("timestamp"), "timestamp")
-    else:
-        ts_ms = epoch_to_ms(read_int(data.get("ts"), "ts"))
-    bids = read_levels(data.get("bids"), "bids")
-    asks = read_levels(data.get("asks"), "asks")
-    check_not_crossed(bids, asks, "level2 depth snapshot")
-    return OrderBook(
-        symbol=read_topic_symbol(message),
-        bids=bids,
-        asks=asks,
-        sequence=read_int(data.get("sequence"), "sequence"),
-        ts_ms=ts_ms,
-        received_at=received_at,
-        source=SOURCE_WEBSOCKET,
-    )
-
-
-def parse_execution(message: Mapping[str, Any], *, received_at: float) -> Trade:
-    """Return the trade of an ``execution`` push (``match``; ``side`` is the taker's; ``ts`` ns).
-
-    Example::
-
-        {"topic": "/contractMarket/execution:XBTUSDTM", "type": "message", "subject": "match",
-         "data": {"symbol": "XBTUSDTM", "sequence": 1794100537695, "side": "buy", "size": 2,
-                  "price": "90503.9", "tradeId": "1794100537695", "ts": 1731898619520000000}}
-    """
-    data = read_dict(message.get("data"), "data")
-    ts_ns = data.get("ts", data.get("time"))  # older payloads name it "time"
-    return Trade(
-        symbol=read_name(to_unified, read_str(data.get("symbol"), "symbol")),
-        trade_id=read_str(data.get("tradeId"), "tradeId"),
-        price=read_price(data.get("price"), "price"),
-        size=read_size(data.get("size"), "size"),
-        side=read_side(data.get("side")),
-        ts_ms=read_int(ts_ns, "ts") // 1_000_000,
-        sequence=read_int(data.get("sequence"), "sequence"),
-        received_at=received_at,
-        source=SOURCE_WEBSOCKET,
-    )
-
-
 def parse_candle(message: Mapping[str, Any], *, received_at: float) -> Candle:
     """Return the candle of a ``candle.stick`` push (the period in progress, pushed <= 1/s).
 
@@ -371,57 +301,3 @@ def parse_candle(message: Mapping[str, Any], *, received_at: float) -> Candle:
     # seconds on the WS, ms everywhere else
     return _candle(read_int(start_s, "candle start") * 1000, open_, high, low, close, volume,
                    received_at=received_at, source=SOURCE_WEBSOCKET)
-
-
-def parse_mark_index(message: Mapping[str, Any], *, received_at: float) -> MarkIndex:
-    """Return the prices of a ``mark.index.price`` push (``timestamp`` ms; symbol in the topic).
-
-    Example::
-
-        {"topic": "/contract/instrument:XBTUSDTM", "type": "message", "subject": "mark.index.price",
-         "data": {"markPrice": 90445.02, "indexPrice": 90445.02, "granularity": 1000,
-                  "timestamp": 1731899129000}}
-    """
-    data = read_dict(message.get("data"), "data")
-    return MarkIndex(
-        symbol=read_topic_symbol(message),
-        mark_price=read_price(data.get("markPrice"), "markPrice"),
-        index_price=read_price(data.get("indexPrice"), "indexPrice"),
-        ts_ms=read_int(data.get("timestamp"), "timestamp"),
-        received_at=received_at,
-        source=SOURCE_WEBSOCKET,
-    )
-
-
-def parse_funding_rate(message: Mapping[str, Any], *, received_at: float) -> FundingRate:
-    """Return the rate of a ``funding.rate`` push (``timestamp`` ms; symbol in the topic).
-
-    Example::
-
-        {"topic": "/contract/instrument:XBTUSDM", "subject": "funding.rate",
-         "data": {"granularity": 60000, "fundingRate": -0.002966, "timestamp": 1551770400000}}
-    """
-    data = read_dict(message.get("data"), "data")
-    return FundingRate(
-        symbol=read_topic_symbol(message),
-        funding_rate=read_float(data.get("fundingRate"), "fundingRate"),
-        granularity_ms=read_int(data.get("granularity"), "granularity"),
-        ts_ms=read_int(data.get("timestamp"), "timestamp"),
-        received_at=received_at,
-        source=SOURCE_WEBSOCKET,
-    )
-
-
-# (topic prefix, subject) -> parser. The subject alone is ambiguous: the delta feed and the
-# depth5/50 snapshots all use subject "level2".
-_PUSH_PARSERS: dict[tuple[str, str], Callable[..., Any]] = {
-    (TOPIC_TICKER_V2, "tickerV2"): parse_ticker_v2,
-    (TOPIC_TICKER, "ticker"): parse_ticker,
-    (TOPIC_LEVEL2, "level2"): parse_level2,
-    (TOPIC_LEVEL2_DEPTH5, "level2"): parse_level2_depth,
-    (TOPIC_LEVEL2_DEPTH50, "level2"): parse_level2_depth,
-    (TOPIC_EXECUTION, "match"): parse_execution,
-    (TOPIC_CANDLE, "candle.stick"): parse_candle,
-    (TOPIC_INSTRUMENT, "mark.index.price"): parse_mark_index,
-    (TOPIC_INSTRUMENT, "funding.rate"): parse_funding_rate,
-}

@@ -13,7 +13,7 @@ A connection's life with ``WsSession`` (the I/O thread only moves text)::
     session.reset(now, endpoint)          # new socket opened to ws_connect_url(endpoint, cid)
     send(session.resubscribe_all(now))    # replay; frames wait until the welcome arrives
     loop:
-        for event in session.on_text(raw, now): ...      # Welcome/Ack/Pong/ServerError/MarketData
+        for event in session.on_text(raw, now): ...      # Welcome/Ack/Pong/ServerError
         send(session.pending_frames(now)); send(session.due_ping(now))
         if session.is_dead(now): reconnect after next(backoff_delays)
 """
@@ -257,7 +257,7 @@ class WsSession:
 
     # -- incoming ------------------------------------------------------------------------
     def on_text(self, raw: bytes | str, now: float) -> list[Event]:
-        """Digest one received text frame; return its events (none for unhandled subjects).
+        """Digest one received text frame; return its events (none for a push or an unhandled type).
 
         Raises:
             ProtocolError: the frame is malformed (it still counts as a sign of life).

@@ -7,14 +7,12 @@ monotonic seconds (staleness is always judged on it). Prices are ``float`` and s
 as in ccxt's unified structures, so the WebSocket path and the REST fallback return equal types.
 Symbols are ccxt unified symbols (``"BTC/USDT:USDT"``); KuCoin wire names never appear here.
 
-Events returned by ``WsSession.on_text``::
+Events returned by ``WsSession.on_text`` (market pushes go to ``MarketFeed``, not the session)::
 
     Welcome(connect_id)                 the server accepted the connection
     Ack(id, topic)                      a subscribe/unsubscribe was confirmed
     Pong(id)                            answer to our ping
     ServerError(id, code, message, topic)   {"type": "error"} frame
-    MarketData(topic, subject, value)   a parsed push: value is a Ticker, BookDelta, OrderBook,
-                                        Trade, Candle, MarkIndex or FundingRate
 """
 from __future__ import annotations
 
@@ -32,9 +30,6 @@ __all__ = [
     "BookDelta",
     "Candle",
     "Event",
-    "FundingRate",
-    "MarkIndex",
-    "MarketData",
     "OrderBook",
     "Pong",
     "PriceLevel",
@@ -44,11 +39,11 @@ __all__ = [
     "Side",
     "Source",
     "Ticker",
-    "Trade",
     "Welcome",
     "WsEndpoint",
     "candle_type_to_timeframe",
     "granularity_to_timeframe",
+    "timeframe_ms",
     "timeframe_seconds",
     "timeframe_to_candle_type",
     "timeframe_to_granularity",
@@ -138,45 +133,6 @@ class BookDelta:
 
 
 @dataclass(frozen=True, slots=True)
-class Trade:
-    """One public match; ``side`` is the taker's side."""
-
-    symbol: str
-    trade_id: str
-    price: float
-    size: int
-    side: Side
-    ts_ms: int
-    sequence: int
-    received_at: float
-    source: Source
-
-
-@dataclass(frozen=True, slots=True)
-class MarkIndex:
-    """Mark and index price of a contract."""
-
-    symbol: str
-    mark_price: float
-    index_price: float
-    ts_ms: int
-    received_at: float
-    source: Source
-
-
-@dataclass(frozen=True, slots=True)
-class FundingRate:
-    """Funding rate push: ``granularity_ms`` 60000 is the predicted rate, 28800000 the 8 h rate."""
-
-    symbol: str
-    funding_rate: float
-    granularity_ms: int
-    ts_ms: int
-    received_at: float
-    source: Source
-
-
-@dataclass(frozen=True, slots=True)
 class Welcome:
     """The server accepted the connection; ``connect_id`` echoes the one in the URL."""
 
@@ -208,16 +164,7 @@ class ServerError:
     topic: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MarketData:
-    """A parsed push. ``topic`` is the single-symbol topic the server put on the message."""
-
-    topic: str
-    subject: str
-    value: Ticker | BookDelta | OrderBook | Trade | Candle | MarkIndex | FundingRate
-
-
-Event: TypeAlias = Welcome | Ack | Pong | ServerError | MarketData
+Event: TypeAlias = Welcome | Ack | Pong | ServerError
 
 
 # -- Symbols ----------------------------------------------------------------------------------
@@ -324,6 +271,11 @@ def timeframe_to_candle_type(timeframe: str) -> str:
 def timeframe_seconds(timeframe: str) -> int:
     """Return the length of a timeframe in seconds ("1h" -> 3600)."""
     return _timeframe_entry(timeframe)[0] * 60
+
+
+def timeframe_ms(timeframe: str) -> int:
+    """Return the length of a timeframe in milliseconds ("1h" -> 3_600_000)."""
+    return timeframe_seconds(timeframe) * 1000
 
 
 def granularity_to_timeframe(granularity_min: int) -> str:

@@ -25,7 +25,7 @@ from kucoin_futures.protocol.types import (
 )
 
 __all__ = [
-    "MAX_TOPICS_PER_MESSAGE", "PRIVATE_TOPIC_PREFIXES", "SUCCESS_CODE",
+    "CLIENT_OID_RE", "DEFAULT_FUTURES_URL", "MAX_TOPICS_PER_MESSAGE", "PRIVATE_TOPIC_PREFIXES", "SUCCESS_CODE",
     "TOPIC_ADVANCED_ORDERS", "TOPIC_CANDLE", "TOPIC_EXECUTION", "TOPIC_INSTRUMENT", "TOPIC_LEVEL2",
     "TOPIC_LEVEL2_DEPTH5", "TOPIC_LEVEL2_DEPTH50", "TOPIC_POSITION", "TOPIC_POSITION_ALL",
     "TOPIC_TICKER", "TOPIC_TICKER_V2", "TOPIC_TRADE_ORDERS", "TOPIC_WALLET",
@@ -33,7 +33,12 @@ __all__ = [
     "parse_candle_topic", "redact_url", "split_topic", "topic_candle", "topic_execution",
     "topic_instrument", "topic_level2", "topic_ticker", "topic_ticker_v2", "unwrap_envelope",
     "ws_connect_url",
-]  # the read_* field readers below are shared with kucoin_parse but not re-exported
+]  # the read_* field readers below are shared with protocol.parse but not re-exported
+
+# -- REST -------------------------------------------------------------------------------------
+DEFAULT_FUTURES_URL = "https://api-futures.kucoin.com"  # KuCoin Futures REST base (tokens, orders, data)
+SUCCESS_CODE = "200000"  # the envelope code of every successful REST answer (a string)
+CLIENT_OID_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # KuCoin: <= 40 chars of [A-Za-z0-9_-] (notes 7.2)
 
 # -- Topics (protocol notes sections 10 and 12) -----------------------------------------------
 TOPIC_TICKER_V2 = "/contractMarket/tickerV2"  # best bid/ask on every change
@@ -53,7 +58,6 @@ PRIVATE_TOPIC_PREFIXES = frozenset(
     {TOPIC_TRADE_ORDERS, TOPIC_ADVANCED_ORDERS, TOPIC_WALLET, TOPIC_POSITION, TOPIC_POSITION_ALL}
 )
 MAX_TOPICS_PER_MESSAGE = 100  # docs-new "Rate Limit": <= 100 topics per subscribe (else error 509)
-SUCCESS_CODE = "200000"
 
 _TOPIC_ARG_RE = re.compile(r"[A-Z0-9]+")  # contract ids are upper-case letters and digits
 
@@ -337,18 +341,6 @@ def read_topic_symbol(message: Mapping[str, Any]) -> str:
     if not sep or "," in kucoin_id:
         raise ProtocolError(f"push topic must name exactly one symbol: {topic!r}")
     return read_name(to_unified, kucoin_id)
-
-
-def epoch_to_ms(value: int) -> int:
-    """Return epoch milliseconds of a time given in s, ms, us or ns (told apart by magnitude)."""
-    # Used only where KuCoin's docs disagree on a field's unit; elsewhere units are explicit.
-    if abs(value) < 10**11:
-        return value * 1000
-    if abs(value) < 10**14:
-        return value
-    if abs(value) < 10**17:
-        return value // 1000
-    return value // 1_000_000
 
 
 def short_repr(value: Any, limit: int = 200) -> str:

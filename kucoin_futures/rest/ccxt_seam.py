@@ -53,7 +53,7 @@ from kucoin_futures.errors import (
     TransportError,
     error_for_code,
 )
-from kucoin_futures.protocol.wire import redact_url
+from kucoin_futures.protocol.wire import SUCCESS_CODE, redact_url
 
 __all__ = [
     "HttpResponse", "OrderNotFound", "OrderNotPlaced", "RateLimitHeaders", "RedactingLogger",
@@ -63,8 +63,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SUCCESS_CODE = "200000"
-_SUCCESS_PREFIX = '{"code":"200000"'  # KuCoin's own serialisation; others are parsed in full
+_SUCCESS_PREFIX = f'{{"code":"{SUCCESS_CODE}"'  # KuCoin's own serialisation; others are parsed in full
 MAX_MESSAGE_CHARS = 200
 # Request headers that carry or derive from a credential (protocol notes section 4).
 SENSITIVE_HEADERS = frozenset({"kc-api-key", "kc-api-sign", "kc-api-passphrase", "kc-api-partner-sign"})

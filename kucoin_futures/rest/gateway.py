@@ -38,13 +38,19 @@ from typing import Any
 
 import ccxt
 
-from kucoin_futures.scheduling.executor import PriorityExecutor, SchedulerClosed
-from kucoin_futures.scheduling.pools import Priority, RateLimit
-from kucoin_futures.errors import OrderNotFound, OrderNotPlaced
-from kucoin_futures.rest.ccxt_seam import RedactingLogger, ResponseTap, UniqueNonce, map_ccxt_errors
-from kucoin_futures.errors import ClientClosed, ConfigError, InvalidArgument
+from kucoin_futures.errors import (
+    ClientClosed,
+    ConfigError,
+    InvalidArgument,
+    OrderNotFound,
+    OrderNotPlaced,
+    OrderOutcomeUnknown,
+)
 from kucoin_futures.protocol.types import timeframe_to_granularity
-from kucoin_futures.rest.public import PublicRest
+from kucoin_futures.rest.ccxt_seam import RedactingLogger, ResponseTap, UniqueNonce, map_ccxt_errors
+from kucoin_futures.scheduling.executor import CallAbandoned, PriorityExecutor, SchedulerClosed
+from kucoin_futures.scheduling.pools import Priority, RateLimit
+from kucoin_futures.rest.public import PATH_BULLET_PUBLIC, PATH_KLINES, PATH_LEVEL2_SNAPSHOT, PublicRest
 
 __all__ = [
     "DEFAULT_LIMITS", "ENDPOINTS", "Endpoint", "OrderNotFound", "OrderNotPlaced", "RestGateway",
@@ -79,10 +85,10 @@ ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType({
     "load_markets": Endpoint("GET", "/api/v1/contracts/active", PUBLIC_POOL, 3),
     "fetch_time": Endpoint("GET", "/api/v1/timestamp", PUBLIC_POOL, 2),
     "fetch_ticker": Endpoint("GET", "/api/v1/ticker", PUBLIC_POOL, 2),
-    "fetch_ohlcv": Endpoint("GET", "/api/v1/kline/query", PUBLIC_POOL, 3),
-    "fetch_order_book": Endpoint("GET", "/api/v1/level2/snapshot", PUBLIC_POOL, 3),
+    "fetch_ohlcv": Endpoint("GET", PATH_KLINES, PUBLIC_POOL, 3),
+    "fetch_order_book": Endpoint("GET", PATH_LEVEL2_SNAPSHOT, PUBLIC_POOL, 3),
     "fetch_trades": Endpoint("GET", "/api/v1/trade/history", PUBLIC_POOL, 5),
-    "bullet_public": Endpoint("POST", "/api/v1/bullet-public", PUBLIC_POOL, 10),
+    "bullet_public": Endpoint("POST", PATH_BULLET_PUBLIC, PUBLIC_POOL, 10),
     "bullet_private": Endpoint("POST", "/api/v1/bullet-private", FUTURES_POOL, 10),
     "create_order": Endpoint("POST", "/api/v1/orders", FUTURES_POOL, 2),
     "close_position": Endpoint("POST", "/api/v1/orders", FUTURES_POOL, 2),  # closeOrder: true
@@ -307,6 +313,12 @@ class RestGateway:
         except SchedulerClosed as exc:
             # Dropped from the queue by close(): never started, so never sent.
             raise ClientClosed(f"{operation}: closed before the call started") from exc
+        except CallAbandoned as exc:
+            # close() stopped waiting for it while it ran: a request may have left.
+            if places_order:
+                raise OrderOutcomeUnknown(f"{operation}: closed while the call was running; look the order "
+                                          f"up by clientOid {client_oid}", client_oid=client_oid) from exc
+            raise ClientClosed(f"{operation}: closed while the call was running") from exc
 
     def _run(self, operation: str, pool: str, fn: Callable[[Any], Any], places_order: bool,
              client_oid: str | None) -> Any:

@@ -30,7 +30,7 @@ from kucoin_futures.protocol.types import (
     Candle,
     OrderBook,
     WsEndpoint,
-    timeframe_seconds,
+    timeframe_ms,
     timeframe_to_granularity,
 )
 
@@ -200,7 +200,7 @@ def fetch_klines(rest_get: RestGet, kucoin_id: str, timeframe: str, *, from_ms: 
     answer of at least ``KLINE_MIN_CAP`` rows leaves a side of the window uncovered, that side is
     asked for again, until nothing new comes (at most ``KLINE_MAX_REQUESTS`` requests).
     """
-    span_ms = timeframe_seconds(timeframe) * 1000
+    span_ms = timeframe_ms(timeframe)
     granularity = timeframe_to_granularity(timeframe)
     candles: dict[int, Candle] = {}
     windows = [(from_ms, to_ms)]

@@ -24,6 +24,7 @@ Errors::
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import enum
 import heapq
 import itertools
@@ -47,6 +48,7 @@ from kucoin_futures.scheduling.pools import (
 
 __all__ = [
     "DEFAULT_RESERVE_FRACTION",
+    "CallAbandoned",
     "DEFAULT_WINDOW_S",
     "PoolState",
     "Priority",
@@ -61,12 +63,17 @@ log = logging.getLogger(__name__)
 # -- Constants ---------------------------------------------------------------------------------
 
 DEFAULT_WORKERS = 4
-DEFAULT_CLOSE_TIMEOUT_S = 5.0
+DEFAULT_CLOSE_TIMEOUT_S = 2.0  # a worker still in a sent call is left (a daemon): SIGTERM must end a bot within 5 s
 MAX_WAIT_S = 3600.0  # Condition.wait() rejects huge timeouts; a worker simply re-decides
 
 
 class SchedulerClosed(RuntimeError):
     """The executor is closed: nothing more is accepted, and queued calls were dropped."""
+
+
+class CallAbandoned(RuntimeError):
+    """close() gave up waiting for a call already running: its outcome is not known (for a call
+    that sent a request, it may have taken effect). The worker finishes it in the background."""
 
 
 class State(enum.Enum):
@@ -140,6 +147,7 @@ class PriorityExecutor:
         self._depths: Counter[Priority] = Counter()
         self._started: Counter[Priority] = Counter()
         self._in_flight = 0
+        self._running_jobs: dict[int, _Job] = {}  # seq -> started, not finished (close() may give up on them)
         self._critical_in_flight = 0
         self._routine_in_flight = 0  # NORMAL and LOW calls running
         self._version = 0  # bumped on every change that may let a waiting call start
@@ -183,6 +191,13 @@ class PriorityExecutor:
         alive = [t.name for t in threads if t.is_alive() and t is not threading.current_thread()]
         if alive:
             log.warning("%s: workers still running after %.1fs: %s", self._name, timeout_s, alive)
+            # Their callers stop waiting now (a stop must not wait out a request timeout); the
+            # worker's own result, when it comes, is dropped.
+            with self._lock:
+                abandoned = list(self._running_jobs.values())
+            for job in abandoned:
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    job.future.set_exception(CallAbandoned(f"{self._name} closed while {job.label} was running"))
 
     def __enter__(self) -> PriorityExecutor:
         self.start()
@@ -400,12 +415,15 @@ class PriorityExecutor:
         result: Any = None
         running = job.future.set_running_or_notify_cancel()
         if running:
+            with self._lock:
+                self._running_jobs[job.seq] = job
             self._notify_start(job)
             try:
                 result = job.fn(*job.args, **job.kwargs)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller via the future
                 error = exc
         with self._lock:
+            self._running_jobs.pop(job.seq, None)
             self._in_flight -= 1
             if job.priority == Priority.CRITICAL:
                 self._critical_in_flight -= 1
@@ -414,10 +432,11 @@ class PriorityExecutor:
             self._changed_locked()
         if not running:
             return
-        if error is not None:
-            job.future.set_exception(error)
-        else:
-            job.future.set_result(result)
+        with contextlib.suppress(concurrent.futures.InvalidStateError):  # abandoned by close()
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(result)
 
     def _notify_start(self, job: _Job) -> None:
         if self._debug:

@@ -29,7 +29,7 @@ from kucoin_futures.errors import RateLimited
 from kucoin_futures.protocol.book import BookStatus
 from kucoin_futures.protocol.policy import backoff
 from kucoin_futures.protocol.session import FATAL, classify_ws_error
-from kucoin_futures.protocol.types import OrderBook, timeframe_seconds
+from kucoin_futures.protocol.types import OrderBook, timeframe_ms
 from kucoin_futures.rest.public import (
     PRIORITY_CANDLES,
     PRIORITY_SNAPSHOT,
@@ -159,7 +159,7 @@ class RestJobs:
                        from_newest: bool) -> int:
         # On the worker thread: fetch from the newest candle held (it may have been partial)
         # and/or an explicit start, to now, and merge. Without history: the last max_candles.
-        span_ms = timeframe_seconds(timeframe) * 1000
+        span_ms = timeframe_ms(timeframe)
         now_ms = int(self._wall_clock() * 1000)
         oldest_ms = now_ms - self._candles.max_candles * span_ms
         starts = [from_ms] if from_ms is not None else []

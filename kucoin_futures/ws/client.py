@@ -15,12 +15,13 @@ are ccxt's ("1m" ... "1w")::
 
 Public API (every method is thread-safe and synchronous):
 
-    KuCoinWebSocket(*, rest_url, token_provider, rest_get, rest_timeout_s, rest_threads, clock, wall_clock,
-                    rng, max_candles, max_topics_per_connection, renew_after_s,
+    KuCoinWebSocket(*, rest_url, token_provider, rest_get, rest_timeout_s, rest_threads, transport, clock,
+                    wall_clock, rng, max_candles, max_topics_per_connection, renew_after_s,
                     connect_timeout_s, backoff_initial_s, backoff_cap_s, book_depth,
                     confirm_closed_candles_after_s, gil_switch_interval_s, on_ticker,
                     on_candle, on_order_book, name)
     start() -> self / stop(timeout_s=2.0) / with-statement   state -> State, is_healthy() -> bool
+    transport -> str ("picows" or "websocket-client": the library carrying the sockets)
     subscribe_ticker(symbol, *, last_trade=True)  unsubscribe_ticker(symbol)
     subscribe_candles(symbol, timeframe)          unsubscribe_candles(symbol, timeframe)
     subscribe_order_book(symbol)                  unsubscribe_order_book(symbol)
@@ -42,8 +43,9 @@ it never has a hole); each closed period is re-read from REST (KuCoin may not pu
 trades).
 
 Threads: one WebSocket thread runs an asyncio loop with picows (Cython; many frames per socket
-read, so the reader keeps up while another thread computes), and ``rest_threads`` REST worker
-threads run the blocking calls (bullet tokens, kline history, level-2 snapshots; the books of a
+read, so the reader keeps up while another thread computes; with ``transport="websocket-client"``
+each socket has a reader thread that hands the frames of each read to that loop), and
+``rest_threads`` REST worker threads run the blocking calls (bullet tokens, kline history, level-2 snapshots; the books of a
 reconnect are fetched together), most urgent first. Callbacks run on the WebSocket
 thread after the cache update, outside every lock; one that raises is logged and ignored. Keep
 them short and never call REST from them.
@@ -65,6 +67,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kucoin_futures.protocol.wire import DEFAULT_FUTURES_URL
 from kucoin_futures.ws.caches import CandleCache, OrderBookCache, TickerCache
 from kucoin_futures.protocol.candles import CandleSeries
 from kucoin_futures.errors import ClientClosed, InvalidArgument
@@ -79,12 +82,13 @@ from kucoin_futures.protocol.types import (
 from kucoin_futures.rest.public import DEFAULT_REST_TIMEOUT_S, PublicRest, RestGet, RestWorker
 from kucoin_futures.ws.subscriptions import Callbacks, Engine, FeedStats, State, TopicStats
 from kucoin_futures.ws.links import LinkConfig
+from kucoin_futures.ws.transports import AUTO, resolve_transport
 
 __all__ = ["CandleSeries", "FeedStats", "KuCoinWebSocket", "State", "TopicStats"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REST_URL = "https://api-futures.kucoin.com"
+DEFAULT_REST_URL = DEFAULT_FUTURES_URL
 DEFAULT_WAIT_S = 0.5  # the product's default wait for a first value after a subscribe
 DEFAULT_STOP_TIMEOUT_S = 2.0
 # The token lives 24 h and KuCoin closes connections after that (protocol notes section 9.1);
@@ -114,6 +118,9 @@ class KuCoinWebSocket:
         rest_get: ``(path, params) -> decoded JSON envelope`` for kline history and level-2
             snapshots (default: stdlib HTTP on ``rest_url`` with ``rest_timeout_s``).
         rest_threads: how many of those calls may run at once (one thread each).
+        transport: the WebSocket library: "picows" (Cython, many frames per socket read),
+            "websocket-client" (pure Python, a reader thread per socket; for platforms without a
+            picows wheel) or "auto" (picows if it imports, else websocket-client).
         clock: monotonic seconds for ``received_at`` and staleness.
         wall_clock: epoch seconds, for the time ranges of REST kline history.
         rng: randomness for backoff jitter.
@@ -145,6 +152,7 @@ class KuCoinWebSocket:
         rest_get: RestGet | None = None,
         rest_timeout_s: float = DEFAULT_REST_TIMEOUT_S,
         rest_threads: int = DEFAULT_REST_THREADS,
+        transport: str = AUTO,
         # time and randomness
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -167,6 +175,9 @@ class KuCoinWebSocket:
     ) -> None:
         _check_options(max_topics_per_connection, renew_after_s, connect_timeout_s, book_depth,
                        gil_switch_interval_s, rest_threads)
+        connection_class = resolve_transport(transport)  # InvalidArgument now; imports, no I/O
+        self._transport = connection_class.NAME
+        self._transport_choice = f"{self._transport} (auto)" if transport == AUTO else self._transport
         self._rest = PublicRest(rest_url, timeout_s=rest_timeout_s) if rest_get is None or token_provider is None else None
         self._clock = clock
         self._name = name
@@ -177,9 +188,10 @@ class KuCoinWebSocket:
         self._books = OrderBookCache(clock=clock)
         self._worker = RestWorker(name=f"{name}-rest", threads=rest_threads)
         rng = rng if rng is not None else random.Random()
-        link = LinkConfig(name=name, clock=clock, rng=rng, max_topics_per_connection=max_topics_per_connection,
-                          renew_after_s=renew_after_s, connect_timeout_s=connect_timeout_s,
-                          backoff_initial_s=backoff_initial_s, backoff_cap_s=backoff_cap_s)
+        link = LinkConfig(name=name, transport=connection_class, clock=clock, rng=rng,
+                          max_topics_per_connection=max_topics_per_connection, renew_after_s=renew_after_s,
+                          connect_timeout_s=connect_timeout_s, backoff_initial_s=backoff_initial_s,
+                          backoff_cap_s=backoff_cap_s)
         self._engine = Engine(  # no I/O: the engine only stores these until start()
             link=link, tickers=self._tickers, candles=self._candles, books=self._books,
             callbacks=Callbacks(on_ticker, on_candle, on_order_book), book_depth=book_depth,
@@ -219,6 +231,7 @@ class KuCoinWebSocket:
             self._worker.start()
             self._thread = threading.Thread(target=self._run, args=(loop,), name=self._name, daemon=True)
             self._thread.start()
+        log.info("= %s WebSocket transport: %s", self._name, self._transport_choice)
         log.debug("= started %s", self._name)
         return self
 
@@ -264,6 +277,11 @@ class KuCoinWebSocket:
     def state(self) -> State:
         """The lifecycle state."""
         return self._state
+
+    @property
+    def transport(self) -> str:
+        """The library carrying the sockets: "picows" or "websocket-client" ("auto" resolved)."""
+        return self._transport
 
     def is_healthy(self) -> bool:
         """True when running and every connection is open and has all its acks."""

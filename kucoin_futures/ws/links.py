@@ -41,10 +41,11 @@ DELAY_HISTORY = 32
 class LinkConfig:
     """Connection settings (plain attributes; built by ``KuCoinWebSocket``)."""
 
-    def __init__(self, *, name: str, clock: Callable[[], float], rng: random.Random,
-                 max_topics_per_connection: int, renew_after_s: float, connect_timeout_s: float,
-                 backoff_initial_s: float, backoff_cap_s: float) -> None:
+    def __init__(self, *, name: str, transport: type[Connection], clock: Callable[[], float],
+                 rng: random.Random, max_topics_per_connection: int, renew_after_s: float,
+                 connect_timeout_s: float, backoff_initial_s: float, backoff_cap_s: float) -> None:
         self.name = name
+        self.transport = transport  # the Connection class of the chosen library (ws/transports.py)
         self.clock = clock
         self.rng = rng
         self.max_topics = max_topics_per_connection
@@ -188,7 +189,7 @@ class Shards:
         token_at = self._cfg.clock()
         endpoint = await asyncio.wrap_future(self._worker.submit(PRIORITY_TOKEN, self._token_provider))
         conn = await open_connection(
-            owner=self._owner, feed=self._feed, session=session, endpoint=endpoint,
+            transport=self._cfg.transport, owner=self._owner, feed=self._feed, session=session, endpoint=endpoint,
             clock=self._cfg.clock, connect_id=f"{self._cfg.name}-{next(self._connect_ids)}",
             timeout_s=self._cfg.connect_timeout_s)
         if self._closing:

@@ -1,22 +1,30 @@
-"""One KuCoin WebSocket socket on the client's event loop: picows listener + sans-I/O session.
+"""One KuCoin WebSocket socket as the layers above see it, whatever library carries it.
 
-Internal to ``kucoin_websocket``: everything here runs on the WebSocket thread's asyncio loop
-(picows, a Cython WebSocket library, delivers many frames per socket read to ``on_ws_frame``).
+Internal to ``kucoin_websocket``: everything here runs on the WebSocket thread's asyncio loop.
 A ``Connection`` only moves bytes: market pushes go straight to ``MarketFeed.on_data``; other
 frames go to its ``WsSession`` through the owner's ``on_control``; frames the session wants
 sent (subscribes, pings) are written by the owner. A ``Shard`` is one slot of topics that keeps
 one live connection (reconnected, or renewed before the token's 24 h lifetime).
+
+The transport seam: ``Connection`` is the whole interface the layers above use, and a transport
+is a subclass of it (``ws/transports.py`` picks one by name):
+
+- ``transport_picows.PicowsConnection``: picows (Cython) on this loop; many frames per socket read.
+- ``transport_wsclient.WsClientConnection``: websocket-client (pure Python) on a reader thread of
+  its own, handing frames to this loop in batches.
+
+A subclass implements ``_open`` (connect and handshake), ``_is_connected``, ``_write`` and
+``_disconnect``; it delivers each batch of frames read (``feed.on_data``, else ``owner.on_control``,
+else malformed; then ``note_activity`` and ``end_of_batch`` once per batch) and calls ``_ended``
+when its socket is gone. Its connect errors are ``HandshakeRefused``, ``OSError`` or
+``TimeoutError``, which ``classify_ws_error`` judges the same for every transport.
 """
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import socket
 from collections.abc import Callable
-from typing import Any, Protocol
-
-from picows import WSFrame, WSHandshakeError, WSListener, WSMsgType, WSTransport, ws_connect
+from typing import ClassVar, Protocol
 
 from kucoin_futures.ws.feed import MarketFeed
 from kucoin_futures.protocol.session import WsSession
@@ -26,12 +34,6 @@ from kucoin_futures.protocol.wire import redact_url, ws_connect_url
 __all__ = ["Connection", "HandshakeRefused", "Owner", "Shard", "open_connection"]
 
 log = logging.getLogger(__name__)
-
-MAX_FRAME_BYTES = 4 * 1024 * 1024  # KuCoin pushes are < 10 kB; a full REST-sized frame never comes
-READ_BUFFER_BYTES = 256 * 1024  # asyncio reads up to 256 KiB per recv; avoid regrowing
-_TEXT = WSMsgType.TEXT
-_BINARY = WSMsgType.BINARY
-_CLOSE = WSMsgType.CLOSE
 
 
 class HandshakeRefused(ConnectionError):
@@ -52,17 +54,18 @@ class Owner(Protocol):
     def on_lost(self, conn: Connection) -> None: ...  # a shard's current connection was lost
 
 
-class Connection(WSListener):
-    """One socket: feeds pushes to the ``MarketFeed`` and the rest to its owner."""
+class Connection:
+    """One socket: feeds pushes to the ``MarketFeed`` and the rest to its owner (abstract: see
+    the module docstring for what a transport implements)."""
+
+    NAME: ClassVar[str] = ""  # the transport's name, as in KuCoinWebSocket(transport=...)
 
     def __init__(self, *, owner: Owner, feed: MarketFeed, session: WsSession,
                  clock: Callable[[], float], label: str) -> None:
-        super().__init__()
+        super().__init__()  # picows' WSListener comes next in PicowsConnection's MRO
         self.owner = owner
         self.session = session
         self.label = label  # the connectId
-        self.transport: WSTransport | None = None
-        self.sock: socket.socket | None = None  # ours until picows' transport owns it
         self.token_at: float | None = None  # when its bullet token was requested
         self.retired = False  # replaced by a renewal; its loss is not the shard's
         self.close_reason: str | None = None
@@ -76,29 +79,64 @@ class Connection(WSListener):
         self._note_alive = session.note_activity
         self._debug = log.isEnabledFor(logging.DEBUG)  # cached: checked once per frame
 
-    # -- picows callbacks (the hot path is on_ws_frame) -----------------------------------------
-    def on_ws_connected(self, transport: WSTransport) -> None:
-        self.transport = transport
+    # -- implemented by a transport ---------------------------------------------------------------
+    async def _open(self, url: str, timeout_s: float) -> None:
+        # Connect and complete the handshake, each step within timeout_s; raise HandshakeRefused,
+        # OSError or TimeoutError. A failed or cancelled open leaves no socket or thread behind.
+        raise NotImplementedError
 
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        try:
-            raw = frame.get_payload_as_bytes()
-            now = self._clock()
+    def _is_connected(self) -> bool:
+        raise NotImplementedError
+
+    def _write(self, text: str) -> None:
+        raise NotImplementedError
+
+    def _disconnect(self, graceful: bool) -> bool:
+        # Start closing the socket (_ended follows); False if there is no socket yet.
+        raise NotImplementedError
+
+    # -- used by the owner ----------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        """True while the socket is connected."""
+        return self._is_connected() and not self.lost.done()
+
+    def send(self, frames: list[str] | str | None) -> None:
+        """Write text frames (ignored once the socket is closing)."""
+        if not frames or not self.is_open:
+            return
+        if isinstance(frames, str):
+            frames = [frames]
+        for text in frames:
             if self._debug:
-                log.debug("< %s %.200r", self.label, raw)
-            handled = self._on_data(raw, now, self)
-            if handled is False:
-                self.owner.on_control(self, raw, now)
-            elif handled is None:
-                self._not_json(transport, frame, raw, now)
-            if frame.last_in_buffer:
-                self._note_alive(now)
-                self._end_of_batch(now)
-        except Exception:  # safety net: a bug here must not kill the socket or the thread
-            log.exception("! error handling a frame on %s", self.label)
+                log.debug("> %s %s", self.label, text)
+            self._write(text)
 
-    def on_ws_disconnected(self, transport: WSTransport) -> None:
-        # Must not raise: the transport finishes closing its socket after this returns.
+    def close(self, reason: str, *, graceful: bool = True) -> None:
+        """Close the socket; ``lost`` resolves with ``reason`` once it is gone."""
+        if self.close_reason is None:
+            self.close_reason = reason
+        if not self._disconnect(graceful) and not self.lost.done():
+            self.lost.set_result(reason)
+
+    def mark_subscribed(self) -> bool:
+        """Resolve ``subscribed`` (first time only); return True if this call did it."""
+        if self.subscribed.done():
+            return False
+        self.subscribed.set_result(None)
+        return True
+
+    # -- called by a transport ------------------------------------------------------------------
+    def _log_received(self, raw: bytes) -> None:
+        # Under this module's logger, whichever transport read it (guarded by self._debug).
+        log.debug("< %s %.200r", self.label, raw)
+
+    def _frame_failed(self) -> None:
+        # From a transport's safety net (an except block): a bug in the frame path lost a frame.
+        log.exception("! error handling a frame on %s", self.label)
+
+    def _ended(self) -> None:
+        # The socket is gone. Must not raise: picows finishes closing its socket after this.
         try:
             reason = self.close_reason or "closed by the server"
             if not self.lost.done():
@@ -109,77 +147,6 @@ class Connection(WSListener):
             self.owner.on_disconnected(self)
         except Exception:  # safety net in case of bugs
             log.exception("! error handling the disconnect of %s", self.label)
-
-    def _not_json(self, transport: WSTransport, frame: WSFrame, raw: bytes, now: float) -> None:
-        msg_type = frame.msg_type
-        if msg_type is _CLOSE:
-            self.close_reason = self.close_reason or f"server sent CLOSE {frame.get_close_code()}"
-            transport.send_close(frame.get_close_code())
-            transport.disconnect()
-        elif msg_type is _TEXT or msg_type is _BINARY:
-            self._note_malformed(raw, now, "not JSON")
-
-    # -- used by the owner ----------------------------------------------------------------------
-    async def open_socket(self, url: Any, timeout_s: float) -> socket.socket:
-        """Resolve and TCP-connect (picows' socket_factory): the socket stays ours to close if
-        the WebSocket handshake never completes, so a failed or cancelled connect leaks nothing."""
-        loop = asyncio.get_running_loop()
-        host, port = url.host, url.port
-        # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation (stop)
-        # that arrives as the inner call completes.
-        async with asyncio.timeout(timeout_s):
-            try:
-                ipaddress.ip_address(host)
-                family, address = (socket.AF_INET6 if ":" in host else socket.AF_INET), (host, port)
-            except ValueError:  # a name: resolve it without blocking the loop
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-                family, _, _, _, address = infos[0]
-            sock = self.sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            await loop.sock_connect(sock, address)
-        return sock
-
-    def discard_socket(self) -> None:
-        """Close the socket of a connect that failed before the handshake completed."""
-        if self.transport is None and self.sock is not None:
-            self.sock.close()
-
-    @property
-    def is_open(self) -> bool:
-        """True while the socket is connected."""
-        return self.transport is not None and not self.lost.done()
-
-    def send(self, frames: list[str] | str | None) -> None:
-        """Write text frames (ignored once the socket is closing)."""
-        if not frames or not self.is_open:
-            return
-        if isinstance(frames, str):
-            frames = [frames]
-        transport = self.transport
-        for text in frames:
-            if self._debug:
-                log.debug("> %s %s", self.label, text)
-            transport.send(_TEXT, text.encode())  # type: ignore[union-attr]
-
-    def close(self, reason: str, *, graceful: bool = True) -> None:
-        """Close the socket; ``lost`` resolves with ``reason`` once it is gone."""
-        if self.close_reason is None:
-            self.close_reason = reason
-        transport = self.transport
-        if transport is None:
-            if not self.lost.done():
-                self.lost.set_result(reason)
-            return
-        if graceful:
-            transport.send_close()
-        transport.disconnect(graceful=graceful)
-
-    def mark_subscribed(self) -> bool:
-        """Resolve ``subscribed`` (first time only); return True if this call did it."""
-        if self.subscribed.done():
-            return False
-        self.subscribed.set_result(None)
-        return True
 
 
 class Shard:
@@ -202,6 +169,7 @@ class Shard:
 
 async def open_connection(
     *,
+    transport: type[Connection],
     owner: Owner,
     feed: MarketFeed,
     session: WsSession,
@@ -220,21 +188,8 @@ async def open_connection(
     # Reset before connecting: the welcome can arrive in the same read as the 101 response.
     session.reset(now, endpoint)
     session.resubscribe_all(now)  # held by the session until the welcome arrives
-    conn = Connection(owner=owner, feed=feed, session=session, clock=clock, label=connect_id)
+    conn = transport(owner=owner, feed=feed, session=session, clock=clock, label=connect_id)
     url = ws_connect_url(endpoint, connect_id)
-    try:
-        # No outer timeout: cancelling ws_connect mid-handshake would orphan its transport.
-        # TCP connect and handshake have their own (open_socket, websocket_handshake_timeout).
-        await ws_connect(lambda: conn, url, websocket_handshake_timeout=timeout_s, enable_auto_ping=False,
-                         enable_auto_pong=True, max_frame_size=MAX_FRAME_BYTES,
-                         read_buffer_init_size=READ_BUFFER_BYTES,
-                         socket_factory=lambda parsed: conn.open_socket(parsed, timeout_s))
-    except WSHandshakeError as exc:
-        conn.discard_socket()
-        status = exc.response.status if exc.response is not None else 0
-        raise HandshakeRefused(int(status or 0), f"upgrade refused with HTTP {status}") from exc
-    except BaseException:  # failed or cancelled (stop): the socket must not outlive the attempt
-        conn.discard_socket()
-        raise
+    await conn._open(url, timeout_s)
     log.info("= connected %s", redact_url(url))
     return conn

@@ -1,23 +1,22 @@
-"""Journal operations over a whole run: restart reconciliation and the exit summary.
+"""Restart reconciliation: every journaled intent not yet final is looked up by clientOid and the
+journal records what the exchange says. Nothing here sends an order.
 
-Split from journal.py (which re-exports these names); nothing here sends an order.
+    report = reconcile(journal, lookup)   # at start-up: resolve pending/unknown/placed intents
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kucoin_futures.errors import KuCoinError
-from tradebot.risk import Summary, summarize
+from tradebot.journal import Journal
 
-if TYPE_CHECKING:
-    from tradebot.journal import Journal
+__all__ = ["OrderLookup", "ReconcileReport", "reconcile"]
 
 log = logging.getLogger(__name__)
 
-# -- restart reconciliation ---------------------------------------------------------------------
 OrderLookup = Callable[[str, str], Mapping[str, Any] | None]
 _REPORT_KEY = {"placed": "placed", "filled": "filled", "canceled": "canceled",
                "rejected": "not_placed"}
@@ -64,11 +63,3 @@ def reconcile(journal: Journal, lookup: OrderLookup) -> ReconcileReport:
         status = journal.apply_order(oid, order).status
         found[_REPORT_KEY[status]].append(oid)
     return ReconcileReport(**{k: tuple(v) for k, v in found.items()})
-
-
-# -- summary ------------------------------------------------------------------------------------
-def summary(journal: Journal, *, since_ms: int | None = None,
-            source_counts: Mapping[str, int] | None = None) -> Summary:
-    """Return the Summary of the journal's fills and equity snapshots since `since_ms`."""
-    return summarize(journal.fills(since_ms), [e for _, e in journal.equity_curve(since_ms)],
-                     source_counts=source_counts)
