@@ -19,7 +19,8 @@ ALLOWED = {
     "kucoin_futures.rest": {"kucoin_futures.errors", "kucoin_futures.protocol", "kucoin_futures.scheduling"},
     "kucoin_futures.orders": {"kucoin_futures.errors", "kucoin_futures.protocol", "kucoin_futures.rest",
                               "kucoin_futures.scheduling"},
-    "kucoin_futures.ws": {"kucoin_futures.errors", "kucoin_futures.protocol", "kucoin_futures.rest"},
+    "kucoin_futures.ws": {"kucoin_futures.errors", "kucoin_futures.protocol", "kucoin_futures.rest",
+                          "kucoin_futures.scheduling"},
     "kucoin_futures.client": {"kucoin_futures.errors", "kucoin_futures.protocol", "kucoin_futures.rest",
                               "kucoin_futures.orders", "kucoin_futures.scheduling", "kucoin_futures.ws"},
     # the bot uses the library through KuCoinClient: never ws/, rest/, orders/ or scheduling/

@@ -51,7 +51,7 @@ from kucoin_futures.client.health import DegradedLog, SourceCounts, health_repor
 from kucoin_futures.client.options import check_client_options, gil_switch_interval_s_of
 from kucoin_futures.orders.manager import OrderManager
 from kucoin_futures.client.prefetch import PrefetchResult, plan_prefetch, run_prefetch
-from kucoin_futures.protocol.parse import parse_bullet, parse_rest_order_book, parse_rest_ticker
+from kucoin_futures.protocol.parse import parse_rest_order_book, parse_rest_ticker
 from kucoin_futures.protocol.types import Ticker, timeframe_seconds, to_kucoin_id
 from kucoin_futures.rest.gateway import RestGateway, build_exchange
 from kucoin_futures.rest.public import fetch_klines
@@ -136,7 +136,7 @@ class KuCoinClient:
         self._ws: KuCoinWebSocket | None = None
         if enable_websocket:
             self._ws = websocket if websocket is not None else KuCoinWebSocket(
-                rest_url=futures_url, rest_get=self._rest_get, token_provider=self._bullet_public,
+                rest_url=futures_url, rest=self._gateway,  # one scheduler for all of the client's REST
                 transport=ws_transport, clock=clock, wall_clock=wall_clock, gil_switch_interval_s=gil_switch_interval_s)
         self.futures_url = futures_url
         self._ticker_max_age_s = ticker_max_age_s
@@ -468,11 +468,6 @@ class KuCoinClient:
 
     def _rest_get(self, path: str, params: Any) -> Any:
         return self._gateway.rest_get(path, params, priority=Priority.NORMAL)
-
-    def _bullet_public(self) -> Any:
-        envelope = self._gateway.call(Priority.HIGH, "bullet_public",
-                                      lambda ex: ex.futuresPublicPostBulletPublic())
-        return parse_bullet(envelope)
 
     def _ticker_from_cache(self, ticker: Ticker) -> dict[str, Any]:
         if self._degraded_keys:

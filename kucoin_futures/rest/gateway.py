@@ -46,6 +46,7 @@ from kucoin_futures.errors import (
     OrderNotPlaced,
     OrderOutcomeUnknown,
 )
+from kucoin_futures.protocol.parse import parse_bullet
 from kucoin_futures.protocol.types import timeframe_to_granularity
 from kucoin_futures.rest.ccxt_seam import RedactingLogger, ResponseTap, UniqueNonce, map_ccxt_errors
 from kucoin_futures.scheduling.executor import CallAbandoned, PriorityExecutor, SchedulerClosed
@@ -101,7 +102,7 @@ ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType({
     "fetch_position": Endpoint("GET", "/api/v1/position", FUTURES_POOL, 2),
     "set_leverage": Endpoint("POST", "/api/v2/changeCrossUserLeverage", FUTURES_POOL, 2),
 })
-# Public GETs the WebSocket layer may route through rest_get(): path -> operation.
+# Public GETs the WebSocket layer may route through submit_get(): path -> operation.
 PUBLIC_GET_PATHS = MappingProxyType({
     e.path: op for op, e in ENDPOINTS.items() if e.method == "GET" and e.pool == PUBLIC_POOL
 })
@@ -308,6 +309,11 @@ class RestGateway:
              places_order: bool = False, client_oid: str | None = None) -> Any:
         """Run ``fn(exchange)`` through the scheduler and return its result (see ``submit``)."""
         future = self.submit(priority, operation, fn, places_order=places_order, client_oid=client_oid)
+        return self._result(future, operation, places_order=places_order, client_oid=client_oid)
+
+    @staticmethod
+    def _result(future: concurrent.futures.Future, operation: str, *, places_order: bool = False,
+                client_oid: str | None = None) -> Any:
         try:
             return future.result()
         except SchedulerClosed as exc:
@@ -363,24 +369,33 @@ class RestGateway:
         fetch = methodcaller("fetch_ohlcv", symbol, timeframe, since_ms, limit)
         return self.call(priority, "fetch_ohlcv", fetch)
 
-    def rest_get(self, path: str, params: Mapping[str, Any], *,
-                 priority: Priority = Priority.NORMAL) -> Any:
-        """GET a public futures endpoint and return the raw envelope (the WS layer's RestGet seam).
+    def submit_get(self, path: str, params: Mapping[str, Any], priority: Priority) -> concurrent.futures.Future:
+        """Queue a GET of a public futures endpoint; its Future gives the raw envelope.
 
-        Sent with the stdlib HTTP client + orjson (``PublicRest``) rather than ccxt's ``request``:
-        ~0.6 ms of CPU a level-2 snapshot instead of ~2.7 ms, which is what a reconnect's book
-        resyncs and a first scan's history fetches spend. It runs on the same scheduler, is
-        charged to the same pool and feeds its rate-limit headers back the same way.
+        With ``submit_token`` this is the WebSocket feed's REST seam (``ws.rest_port.RestPort``):
+        its snapshots and kline history run on this scheduler, charged to the same pool, with the
+        rate-limit headers fed back the same way. Sent with the stdlib HTTP client + orjson
+        (``PublicRest``) rather than ccxt's ``request``: ~0.6 ms of CPU a level-2 snapshot instead
+        of ~2.7 ms, which is what a reconnect's book resyncs and a first scan's history spend.
         """
         operation = PUBLIC_GET_PATHS.get(path)
         if operation is None:
             raise InvalidArgument(f"path={path!r}: not a public GET in the endpoint weight table")
         public = self._public
         if public is not None:  # same scheduling, pool and header feedback; a quarter of the CPU
-            return self.call(priority, operation, lambda _exchange: public.get(path, params))
+            return self.submit(priority, operation, lambda _exchange: public.get(path, params))
         relative = path.removeprefix("/api/v1/")
-        get = methodcaller("request", relative, ["futuresPublic"], "GET", dict(params))
-        return self.call(priority, operation, get)
+        return self.submit(priority, operation, methodcaller("request", relative, ["futuresPublic"], "GET", dict(params)))
+
+    def rest_get(self, path: str, params: Mapping[str, Any], *,
+                 priority: Priority = Priority.NORMAL) -> Any:
+        """GET a public futures endpoint and return the raw envelope (``submit_get``, waited for)."""
+        return self._result(self.submit_get(path, params, priority), PUBLIC_GET_PATHS[path])
+
+    def submit_token(self) -> concurrent.futures.Future:
+        """Queue POST bullet-public (HIGH); its Future gives a fresh public ``WsEndpoint``."""
+        return self.submit(Priority.HIGH, "bullet_public",
+                           lambda exchange: parse_bullet(exchange.futuresPublicPostBulletPublic()))
 
     # -- Health ----------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

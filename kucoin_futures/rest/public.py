@@ -1,23 +1,20 @@
-"""Public REST for the WebSocket client: the default fetcher, paged kline history, snapshots, and
-the worker threads that run these blocking calls so that they never block the reader.
+"""Public REST: the default fetcher, paged kline history and level-2 snapshots.
 
 The fetcher seam is ``RestGet = Callable[[path, params], payload]``: it performs
 ``GET <rest_url><path>?<params>`` and returns the decoded JSON body (KuCoin's envelope
 ``{"code": "200000", "data": ...}``); the parse functions unwrap it. The client facade injects one
 that goes through its priority scheduler; ``PublicRest`` is the stdlib default (http.client, one
 keep-alive connection per concurrent caller, a timeout, and ``close()`` that aborts the calls in
-flight so that ``stop()`` never waits for a slow server).
+flight so that ``stop()`` never waits for a slow server). ``KlinePager`` is the paging rule of
+kline history as pure steps, driven by ``fetch_klines`` (blocking) and by the WebSocket feed's
+backfill (awaiting each page on its loop).
 """
 from __future__ import annotations
 
-import concurrent.futures
 import http.client
-import itertools
 import logging
-import queue
 import socket
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -35,8 +32,8 @@ from kucoin_futures.protocol.types import (
 )
 
 __all__ = [
-    "DEFAULT_REST_TIMEOUT_S", "PRIORITY_CANDLES", "PRIORITY_SNAPSHOT", "PRIORITY_TOKEN",
-    "PublicRest", "RestGet", "RestWorker", "fetch_klines", "fetch_order_book",
+    "DEFAULT_REST_TIMEOUT_S", "PATH_KLINES", "PATH_LEVEL2_SNAPSHOT", "KlinePager", "PublicRest", "RestGet",
+    "fetch_klines", "fetch_order_book",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,11 +49,6 @@ DEFAULT_REST_TIMEOUT_S = 10.0
 # this long may have been cut off; a shorter one is whole (notes sections 1 and 16).
 KLINE_MIN_CAP = 200
 KLINE_MAX_REQUESTS = 12  # 500 candles take 1 request at a 500-row cap, 3 at a 200-row cap
-
-# Worker priorities (lower runs first): a reconnect must not wait behind a candle backfill.
-PRIORITY_TOKEN = 0
-PRIORITY_SNAPSHOT = 1
-PRIORITY_CANDLES = 2
 
 
 class PublicRest:
@@ -190,128 +182,67 @@ def _seconds(value: str | None) -> float | None:
 
 
 # -- Public data fetches ----------------------------------------------------------------------
-def fetch_klines(rest_get: RestGet, kucoin_id: str, timeframe: str, *, from_ms: int, to_ms: int,
-                 received_at: float) -> tuple[Candle, ...]:
-    """Return the candles starting in [from_ms, to_ms], oldest first (the newest may be in progress).
+class KlinePager:
+    """The requests that cover candles starting in [from_ms, to_ms], one page at a time (pure).
 
     One request for the whole window first. KuCoin caps an answer at 200 or 500 rows (the docs
     disagree) and does not say which end it keeps, nor whether ``from``/``to`` are inclusive
     (protocol notes section 16): the window is widened by a millisecond each side, and when an
     answer of at least ``KLINE_MIN_CAP`` rows leaves a side of the window uncovered, that side is
-    asked for again, until nothing new comes (at most ``KLINE_MAX_REQUESTS`` requests).
+    asked for again, until nothing new comes (at most ``KLINE_MAX_REQUESTS`` requests)::
+
+        pager = KlinePager(kucoin_id, timeframe, from_ms=..., to_ms=...)
+        while (params := pager.next_params()) is not None:
+            pager.add(parse_rest_klines(get(PATH_KLINES, params), received_at=...))
+        candles = pager.candles()
     """
-    span_ms = timeframe_ms(timeframe)
-    granularity = timeframe_to_granularity(timeframe)
-    candles: dict[int, Candle] = {}
-    windows = [(from_ms, to_ms)]
-    for _ in range(KLINE_MAX_REQUESTS):
-        if not windows:
-            break
-        lo, hi = windows.pop()
-        params = {"symbol": kucoin_id, "granularity": granularity, "from": lo - 1, "to": hi + 1}
-        answer = parse_rest_klines(rest_get(PATH_KLINES, params), received_at=received_at)
+
+    def __init__(self, kucoin_id: str, timeframe: str, *, from_ms: int, to_ms: int) -> None:
+        self._kucoin_id = kucoin_id
+        self._span_ms = timeframe_ms(timeframe)
+        self._granularity = timeframe_to_granularity(timeframe)
+        self._found: dict[int, Candle] = {}
+        self._windows = [(from_ms, to_ms)]
+        self._asked: tuple[int, int] | None = None
+        self._requests = 0
+
+    def next_params(self) -> dict[str, Any] | None:
+        """The query of the next request, or None when the window is covered."""
+        if not self._windows or self._requests >= KLINE_MAX_REQUESTS:
+            return None
+        lo, hi = self._asked = self._windows.pop()
+        self._requests += 1
+        return {"symbol": self._kucoin_id, "granularity": self._granularity, "from": lo - 1, "to": hi + 1}
+
+    def add(self, answer: tuple[Candle, ...]) -> None:
+        """Take the parsed answer to the last ``next_params`` query."""
+        assert self._asked is not None, "add() without next_params()"
+        lo, hi = self._asked
+        self._asked = None
         rows = [c for c in answer if lo <= c.ts_ms <= hi]
-        fresh = [c for c in rows if c.ts_ms not in candles]
-        candles.update((c.ts_ms, c) for c in fresh)
+        fresh = [c for c in rows if c.ts_ms not in self._found]
+        self._found.update((c.ts_ms, c) for c in fresh)
         if len(answer) < KLINE_MIN_CAP or not fresh:
-            continue  # a whole answer (nothing was cut off), or nothing new: done here
-        if rows[0].ts_ms - span_ms >= lo:
-            windows.append((lo, rows[0].ts_ms - 1))  # the older part was cut off
-        if rows[-1].ts_ms + span_ms <= hi:
-            windows.append((rows[-1].ts_ms + 1, hi))  # the newer part was cut off
-    return tuple(candles[start] for start in sorted(candles))
+            return  # a whole answer (nothing was cut off), or nothing new: done here
+        if rows[0].ts_ms - self._span_ms >= lo:
+            self._windows.append((lo, rows[0].ts_ms - 1))  # the older part was cut off
+        if rows[-1].ts_ms + self._span_ms <= hi:
+            self._windows.append((rows[-1].ts_ms + 1, hi))  # the newer part was cut off
+
+    def candles(self) -> tuple[Candle, ...]:
+        """The candles found, oldest first (the newest may be in progress)."""
+        return tuple(self._found[start] for start in sorted(self._found))
+
+
+def fetch_klines(rest_get: RestGet, kucoin_id: str, timeframe: str, *, from_ms: int, to_ms: int,
+                 received_at: float) -> tuple[Candle, ...]:
+    """Return the candles starting in [from_ms, to_ms], oldest first (``KlinePager``'s requests)."""
+    pager = KlinePager(kucoin_id, timeframe, from_ms=from_ms, to_ms=to_ms)
+    while (params := pager.next_params()) is not None:
+        pager.add(parse_rest_klines(rest_get(PATH_KLINES, params), received_at=received_at))
+    return pager.candles()
 
 
 def fetch_order_book(rest_get: RestGet, kucoin_id: str, *, received_at: float) -> OrderBook:
     """Return the full level-2 snapshot of a contract with its sequence."""
     return parse_rest_order_book(rest_get(PATH_LEVEL2_SNAPSHOT, {"symbol": kucoin_id}), received_at=received_at)
-
-
-# -- The worker thread ------------------------------------------------------------------------
-class RestWorker:
-    """Daemon threads running submitted blocking calls, lowest priority number first.
-
-    ``threads`` calls run at once (level-2 snapshots after a reconnect go out together rather
-    than one after another). ``submit`` returns a ``concurrent.futures.Future`` (the WebSocket
-    loop awaits it through ``asyncio.wrap_future``). ``close`` fails queued calls with
-    ``CancelledError`` and joins.
-    """
-
-    def __init__(self, *, name: str = "kucoin-rest", threads: int = 1) -> None:
-        if not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be an int >= 1, not {threads!r}")
-        self._name = name
-        self._size = threads
-        self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
-        self._seq = itertools.count()
-        self._threads: list[threading.Thread] = []
-        self._closed = threading.Event()
-        self._submit_lock = threading.Lock()
-
-    def start(self) -> None:
-        """Start the threads (once)."""
-        if not self._threads:
-            self._threads = [threading.Thread(target=self._run, name=f"{self._name}-{i}" if i else self._name,
-                                              daemon=True) for i in range(self._size)]
-            for thread in self._threads:
-                thread.start()
-
-    def submit(self, priority: int, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
-        """Queue ``fn(*args)``; return a Future of its result (cancelled if the worker closes)."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        with self._submit_lock:  # so that nothing is queued after close() drained the queue
-            if self._closed.is_set():
-                future.cancel()
-                return future
-            self._queue.put((priority, next(self._seq), (future, fn, args)))
-        return future
-
-    def close(self, timeout_s: float) -> bool:
-        """Cancel queued calls, stop the threads and join them; return True if all ended in time."""
-        with self._submit_lock:
-            self._closed.set()
-            for _ in range(self._size):
-                self._queue.put((-1, next(self._seq), None))  # before any call: one per thread
-        deadline = time.monotonic() + timeout_s
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self._cancel_queued()
-        return not self.is_alive
-
-    @property
-    def is_alive(self) -> bool:
-        """True while any of its threads runs."""
-        return any(thread.is_alive() for thread in self._threads)
-
-    @property
-    def closed(self) -> bool:
-        """True once ``close()`` was called."""
-        return self._closed.is_set()
-
-    def _cancel_queued(self) -> None:
-        while True:
-            try:
-                _, _, item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None:
-                item[0].cancel()
-
-    def _run(self) -> None:
-        while not self._closed.is_set():
-            _, _, item = self._queue.get()
-            if item is None or self._closed.is_set():
-                if item is not None:
-                    item[0].cancel()
-                break
-            future, fn, args = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn(*args)
-            except Exception as exc:  # handed to whoever awaits the future
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
-        # close() cancels what is still queued: draining here would take the other threads'
-        # stop markers.

@@ -1,8 +1,8 @@
-"""REST work the WebSocket feed needs, run on the worker thread and awaited on the loop.
+"""REST work the WebSocket feed needs, submitted through the ``RestPort`` and awaited on the loop.
 
 Internal to ``kucoin_websocket``. ``RestJobs`` lives on the WebSocket thread's event loop; every
-blocking call goes to the ``RestWorker`` thread and is awaited through ``asyncio.wrap_future``,
-so the reader never waits for REST:
+request goes to the port's scheduler (``ws.rest_port``) and its Future is awaited through
+``asyncio.wrap_future``, so the reader never waits for REST:
 
 - level-2 snapshots: ``request_snapshot`` starts one sync task per book (repeated, with backoff,
   while the snapshot is older than the buffered deltas: KuCoin's REST may lag its stream);
@@ -21,6 +21,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from kucoin_futures.ws.bookfeed import BookFeed
@@ -29,15 +30,11 @@ from kucoin_futures.errors import RateLimited
 from kucoin_futures.protocol.book import BookStatus
 from kucoin_futures.protocol.policy import backoff
 from kucoin_futures.protocol.session import FATAL, classify_ws_error
-from kucoin_futures.protocol.types import OrderBook, timeframe_ms
-from kucoin_futures.rest.public import (
-    PRIORITY_CANDLES,
-    PRIORITY_SNAPSHOT,
-    RestGet,
-    RestWorker,
-    fetch_klines,
-    fetch_order_book,
-)
+from kucoin_futures.protocol.parse import parse_rest_klines, parse_rest_order_book
+from kucoin_futures.protocol.types import timeframe_ms
+from kucoin_futures.rest.public import PATH_KLINES, PATH_LEVEL2_SNAPSHOT, KlinePager
+from kucoin_futures.scheduling.pools import Priority
+from kucoin_futures.ws.rest_port import PRIORITY_CANDLES, PRIORITY_SNAPSHOT, RestPort
 
 __all__ = ["RestJobs"]
 
@@ -52,11 +49,10 @@ SNAPSHOT_RETRY_CAP_S = 5.0
 class RestJobs:
     """Snapshot syncs and kline fetches for the feed (call everything on the loop)."""
 
-    def __init__(self, *, worker: RestWorker, rest_get: RestGet, books: BookFeed, candles: CandleCache,
+    def __init__(self, *, rest: RestPort, books: BookFeed, candles: CandleCache,
                  clock: Callable[[], float], wall_clock: Callable[[], float], rng: random.Random,
                  confirm_delay_s: float | None) -> None:
-        self._worker = worker
-        self._rest_get = rest_get
+        self._rest = rest
         self._books = books
         self._candles = candles
         self._clock = clock
@@ -96,7 +92,8 @@ class RestJobs:
     async def _sync_book(self, kucoin_id: str) -> None:
         delays = backoff(initial_s=SNAPSHOT_RETRY_INITIAL_S, cap_s=SNAPSHOT_RETRY_CAP_S, rng=self._rng)
         while self._books.needs_snapshot(kucoin_id):
-            snapshot = await self._job(f"level2 snapshot {kucoin_id}", PRIORITY_SNAPSHOT, self._fetch_book, kucoin_id)
+            snapshot = await self._job(f"level2 snapshot {kucoin_id}", PRIORITY_SNAPSHOT, PATH_LEVEL2_SNAPSHOT,
+                                       {"symbol": kucoin_id}, partial(parse_rest_order_book, received_at=self._clock()))
             if snapshot is None:
                 return
             status = self._books.apply_snapshot(snapshot, kucoin_id, self._clock())
@@ -105,9 +102,6 @@ class RestJobs:
             if status is not BookStatus.GAP:
                 return
             await asyncio.sleep(next(delays))
-
-    def _fetch_book(self, kucoin_id: str) -> OrderBook:
-        return fetch_order_book(self._rest_get, kucoin_id, received_at=self._clock())
 
     # -- candles --------------------------------------------------------------------------------
     def want_candles(self, topic: str, symbol: str, timeframe: str, kucoin_id: str) -> None:
@@ -152,13 +146,12 @@ class RestJobs:
             starts = self._backfill_from.pop(topic)
             symbol, timeframe, kucoin_id = self._candle_topics[topic]
             explicit = min((start for start in starts if start is not None), default=None)
-            await self._job(f"klines {kucoin_id} {timeframe}", PRIORITY_CANDLES, self._fetch_candles,
-                            symbol, timeframe, kucoin_id, explicit, None in starts)
+            await self._fetch_candles(symbol, timeframe, kucoin_id, explicit, None in starts)
 
-    def _fetch_candles(self, symbol: str, timeframe: str, kucoin_id: str, from_ms: int | None,
-                       from_newest: bool) -> int:
-        # On the worker thread: fetch from the newest candle held (it may have been partial)
-        # and/or an explicit start, to now, and merge. Without history: the last max_candles.
+    async def _fetch_candles(self, symbol: str, timeframe: str, kucoin_id: str, from_ms: int | None,
+                             from_newest: bool) -> None:
+        # Fetch from the newest candle held (it may have been partial) and/or an explicit start,
+        # to now, and merge. Without history: the last max_candles.
         span_ms = timeframe_ms(timeframe)
         now_ms = int(self._wall_clock() * 1000)
         oldest_ms = now_ms - self._candles.max_candles * span_ms
@@ -168,19 +161,25 @@ class RestJobs:
             newest_ms = self._candles.last_start_ms(symbol, timeframe) if done else None
             starts.append(oldest_ms if newest_ms is None else newest_ms)
         received_at = self._clock()  # request start: a push received after it wins the merge
-        candles = fetch_klines(self._rest_get, kucoin_id, timeframe, from_ms=max(min(starts), oldest_ms),
-                               to_ms=now_ms, received_at=received_at)
-        self._candles.merge(symbol, timeframe, candles, received_at=received_at)
+        parse = partial(parse_rest_klines, received_at=received_at)
+        pager = KlinePager(kucoin_id, timeframe, from_ms=max(min(starts), oldest_ms), to_ms=now_ms)
+        while (params := pager.next_params()) is not None:
+            answer = await self._job(f"klines {kucoin_id} {timeframe}", PRIORITY_CANDLES, PATH_KLINES, params, parse)
+            if answer is None:
+                return
+            pager.add(answer)
+        self._candles.merge(symbol, timeframe, pager.candles(), received_at=received_at)
         if from_newest:
             self._history_done.add((symbol, timeframe))
-        return len(candles)
 
-    # -- running on the worker ------------------------------------------------------------------
-    async def _job(self, label: str, priority: int, fn: Callable[..., Any], *args: Any) -> Any:
+    # -- one request, retried -------------------------------------------------------------------
+    async def _job(self, label: str, priority: Priority, path: str, params: dict[str, Any],
+                   parse: Callable[[Any], Any]) -> Any:
+        # The parsed answer, or None after a fatal failure (logged).
         delays = backoff(initial_s=JOB_BACKOFF_INITIAL_S, cap_s=JOB_BACKOFF_CAP_S, rng=self._rng)
         while True:
             try:
-                return await asyncio.wrap_future(self._worker.submit(priority, fn, *args))
+                return parse(await asyncio.wrap_future(self._rest.submit_get(path, params, priority)))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

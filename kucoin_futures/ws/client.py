@@ -15,7 +15,7 @@ are ccxt's ("1m" ... "1w")::
 
 Public API (every method is thread-safe and synchronous):
 
-    KuCoinWebSocket(*, rest_url, token_provider, rest_get, rest_timeout_s, rest_threads, transport, clock,
+    KuCoinWebSocket(*, rest_url, token_provider, rest_get, rest_timeout_s, rest_threads, rest, transport, clock,
                     wall_clock, rng, max_candles, max_topics_per_connection, renew_after_s,
                     connect_timeout_s, backoff_initial_s, backoff_cap_s, book_depth,
                     confirm_closed_candles_after_s, gil_switch_interval_s, on_ticker,
@@ -44,9 +44,11 @@ trades).
 
 Threads: one WebSocket thread runs an asyncio loop with picows (Cython; many frames per socket
 read, so the reader keeps up while another thread computes; with ``transport="websocket-client"``
-each socket has a reader thread that hands the frames of each read to that loop), and
-``rest_threads`` REST worker threads run the blocking calls (bullet tokens, kline history, level-2 snapshots; the books of a
-reconnect are fetched together), most urgent first. Callbacks run on the WebSocket
+each socket has a reader thread that hands the frames of each read to that loop). The REST the feed needs (bullet
+tokens, level-2 snapshots, kline history; the books of a reconnect are fetched together) is
+submitted to a priority scheduler, most urgent first, and awaited on the loop: ``KuCoinClient``'s
+own (``rest=``, one pool for all of a client's REST), else ``rest_threads`` worker threads of the
+WebSocket's own. Callbacks run on the WebSocket
 thread after the cache update, outside every lock; one that raises is logged and ignored. Keep
 them short and never call REST from them.
 
@@ -79,9 +81,10 @@ from kucoin_futures.protocol.types import (
     timeframe_to_candle_type,
     to_kucoin_id,
 )
-from kucoin_futures.rest.public import DEFAULT_REST_TIMEOUT_S, PublicRest, RestGet, RestWorker
+from kucoin_futures.rest.public import DEFAULT_REST_TIMEOUT_S, RestGet
 from kucoin_futures.ws.subscriptions import Callbacks, Engine, FeedStats, State, TopicStats
 from kucoin_futures.ws.links import LinkConfig
+from kucoin_futures.ws.rest_port import LocalRest, RestPort
 from kucoin_futures.ws.transports import AUTO, resolve_transport
 
 __all__ = ["CandleSeries", "FeedStats", "KuCoinWebSocket", "State", "TopicStats"]
@@ -118,6 +121,8 @@ class KuCoinWebSocket:
         rest_get: ``(path, params) -> decoded JSON envelope`` for kline history and level-2
             snapshots (default: stdlib HTTP on ``rest_url`` with ``rest_timeout_s``).
         rest_threads: how many of those calls may run at once (one thread each).
+        rest: a ``RestPort`` (``submit_get``, ``submit_token``) to use instead of the above: the
+            scheduler of a ``KuCoinClient`` (its ``RestGateway``), so that one pool runs all REST.
         transport: the WebSocket library: "picows" (Cython, many frames per socket read),
             "websocket-client" (pure Python, a reader thread per socket; for platforms without a
             picows wheel) or "auto" (picows if it imports, else websocket-client).
@@ -152,6 +157,7 @@ class KuCoinWebSocket:
         rest_get: RestGet | None = None,
         rest_timeout_s: float = DEFAULT_REST_TIMEOUT_S,
         rest_threads: int = DEFAULT_REST_THREADS,
+        rest: RestPort | None = None,
         transport: str = AUTO,
         # time and randomness
         clock: Callable[[], float] = time.monotonic,
@@ -178,7 +184,10 @@ class KuCoinWebSocket:
         connection_class = resolve_transport(transport)  # InvalidArgument now; imports, no I/O
         self._transport = connection_class.NAME
         self._transport_choice = f"{self._transport} (auto)" if transport == AUTO else self._transport
-        self._rest = PublicRest(rest_url, timeout_s=rest_timeout_s) if rest_get is None or token_provider is None else None
+        # No I/O and no thread until the first call; stop() closes it only if it is ours.
+        self._own_rest = None if rest is not None else LocalRest(
+            rest_url=rest_url, rest_get=rest_get, token_provider=token_provider, timeout_s=rest_timeout_s,
+            threads=rest_threads, name=f"{name}-rest")
         self._clock = clock
         self._name = name
         self._switch_interval_s = gil_switch_interval_s
@@ -186,7 +195,6 @@ class KuCoinWebSocket:
         self._tickers = TickerCache(clock=clock)
         self._candles = CandleCache(clock=clock, max_candles=max_candles)
         self._books = OrderBookCache(clock=clock)
-        self._worker = RestWorker(name=f"{name}-rest", threads=rest_threads)
         rng = rng if rng is not None else random.Random()
         link = LinkConfig(name=name, transport=connection_class, clock=clock, rng=rng,
                           max_topics_per_connection=max_topics_per_connection, renew_after_s=renew_after_s,
@@ -195,9 +203,7 @@ class KuCoinWebSocket:
         self._engine = Engine(  # no I/O: the engine only stores these until start()
             link=link, tickers=self._tickers, candles=self._candles, books=self._books,
             callbacks=Callbacks(on_ticker, on_candle, on_order_book), book_depth=book_depth,
-            worker=self._worker,
-            token_provider=token_provider if token_provider is not None else self._rest.bullet_public,  # type: ignore[union-attr]
-            rest_get=rest_get if rest_get is not None else self._rest.get,  # type: ignore[union-attr]
+            rest=rest if rest is not None else self._own_rest,  # type: ignore[arg-type]
             wall_clock=wall_clock, rng=rng, confirm_delay_s=confirm_closed_candles_after_s,
             on_state=self._on_engine_state)
         self._lock = threading.Lock()  # guards state, loop and the pre-start queue
@@ -209,7 +215,7 @@ class KuCoinWebSocket:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> KuCoinWebSocket:
-        """Start the WebSocket and REST threads; subscriptions made before are replayed.
+        """Start the WebSocket thread; subscriptions made before are replayed.
 
         Raises:
             ClientClosed: after ``stop()`` (a stopped client cannot be restarted).
@@ -228,7 +234,6 @@ class KuCoinWebSocket:
             if self._switch_interval_s is not None:
                 self._previous_switch_interval_s = sys.getswitchinterval()
                 sys.setswitchinterval(self._switch_interval_s)
-            self._worker.start()
             self._thread = threading.Thread(target=self._run, args=(loop,), name=self._name, daemon=True)
             self._thread.start()
         log.info("= %s WebSocket transport: %s", self._name, self._transport_choice)
@@ -236,7 +241,7 @@ class KuCoinWebSocket:
         return self
 
     def stop(self, timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> None:
-        """Close every socket and join both threads within ``timeout_s`` (idempotent).
+        """Close every socket and join the threads within ``timeout_s`` (idempotent).
 
         A thread that did not end in time (an injected REST call that ignores cancellation) is
         left as a daemon and logged as a WARNING; this method still returns in time.
@@ -253,14 +258,13 @@ class KuCoinWebSocket:
                 loop.call_soon_threadsafe(self._engine.request_stop)
             except RuntimeError:
                 pass  # the loop already closed: the thread is ending or ended
-        if self._rest is not None:
-            self._rest.close()  # aborts a REST call in flight so the worker can finish
-        if not self._worker.close(max(0.0, deadline - time.monotonic())):
-            log.warning("! REST worker of %s still busy after stop; left as a daemon thread", self._name)
         if thread is not None and thread is not threading.current_thread():  # (stop() from a callback)
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 log.warning("! WebSocket thread of %s did not end within %.1fs", self._name, timeout_s)
+        # After the loop: its jobs were cancelled, and with them their queued calls.
+        if self._own_rest is not None:
+            self._own_rest.close(max(0.0, deadline - time.monotonic()))
         previous, self._previous_switch_interval_s = self._previous_switch_interval_s, None
         if previous is not None and sys.getswitchinterval() == self._switch_interval_s:
             sys.setswitchinterval(previous)  # unless someone else changed it since

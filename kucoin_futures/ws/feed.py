@@ -19,6 +19,7 @@ import orjson
 
 from kucoin_futures.ws.bookfeed import BookFeed
 from kucoin_futures.ws.caches import CandleCache, OrderBookCache, TickerCache
+from kucoin_futures.ws.owner import Owner
 from kucoin_futures.protocol.candles import slots_constructor
 from kucoin_futures.errors import ProtocolError
 from kucoin_futures.protocol.parse import parse_candle, parse_ticker, parse_ticker_v2
@@ -87,9 +88,9 @@ class MarketFeed:
     """Dispatch market pushes into the caches: tickers and candles here, books in ``books``.
 
     Args:
-        request_snapshot: called with a KuCoin id when its book needs a REST snapshot.
-        period_closed: called with a candle topic and the start of its newest period when a
-            push for a later period arrives (the owner re-reads the closed one from REST).
+        owner: hears ``on_snapshot_needed(kucoin_id)`` when a book needs a REST snapshot, and
+            ``on_period_closed(topic, start_ms)`` (the start of the newest period) when a push
+            for a later period arrives (the owner re-reads the closed one from REST).
         on_ticker, on_candle, on_order_book: user callbacks, run after the cache update and
             outside every lock; an exception is logged and the feed continues.
         book_depth: levels per side kept in published books (None: all).
@@ -101,8 +102,7 @@ class MarketFeed:
         tickers: TickerCache,
         candles: CandleCache,
         books: OrderBookCache,
-        request_snapshot: Callable[[str], object],
-        period_closed: Callable[[str, int], object] = lambda topic, start_ms: None,
+        owner: Owner,
         on_ticker: Callable[[Ticker], object] | None = None,
         on_candle: Callable[[str, str, Candle], object] | None = None,
         on_order_book: Callable[[OrderBook], object] | None = None,
@@ -110,10 +110,10 @@ class MarketFeed:
     ) -> None:
         self._tickers = tickers
         self._candles = candles
-        self._period_closed = period_closed
+        self._period_closed = owner.on_period_closed
         self._on_ticker = on_ticker
         self._on_candle = on_candle
-        self.books = BookFeed(cache=books, request_snapshot=request_snapshot, on_order_book=on_order_book,
+        self.books = BookFeed(cache=books, request_snapshot=owner.on_snapshot_needed, on_order_book=on_order_book,
                               depth=book_depth)
         self._ticker_ids: dict[str, str] = {}  # KuCoin id -> unified, for wanted tickers only
         self._wanted_tickers: set[str] = set()

@@ -1,9 +1,9 @@
-"""Keeping every shard connected: token, connect, replay, ping, dead detection, reconnect, renewal.
+"""Keeping every link connected: token, connect, replay, ping, dead detection, reconnect, renewal.
 
-Internal to ``kucoin_websocket``; runs on the WebSocket thread's event loop. A shard is a slot of
-at most ``max_topics_per_connection`` topics with one live connection at a time. Per shard,
-``_supervise`` fetches a fresh bullet token (on the REST worker thread), connects, lets the
-session replay the shard's topics after the welcome, waits for the connection to be lost, and
+Internal to ``kucoin_websocket``; runs on the WebSocket thread's event loop. A link is a slot of
+at most ``max_topics_per_connection`` topics with one live connection at a time. Per link,
+``_supervise`` fetches a fresh bullet token (through the ``RestPort``), connects, lets the
+session replay the link's topics after the welcome, waits for the connection to be lost, and
 reconnects after the delay ``ReconnectDelays`` gives (at once after losing a healthy connection,
 within limits; backoff after failed attempts).
 ``_tick`` sends due pings and queued subscribes (paced by the session's uplink budget), drops a
@@ -23,11 +23,11 @@ from typing import Any
 from kucoin_futures.ws.feed import MarketFeed
 from kucoin_futures.protocol.policy import ReconnectDelays
 from kucoin_futures.protocol.session import FATAL, WsSession, classify_ws_error
-from kucoin_futures.protocol.types import WsEndpoint
-from kucoin_futures.rest.public import PRIORITY_TOKEN, RestWorker
-from kucoin_futures.ws.socket import Connection, Owner, Shard, open_connection
+from kucoin_futures.ws.rest_port import RestPort
+from kucoin_futures.ws.owner import Owner
+from kucoin_futures.ws.socket import Connection, Link, open_connection
 
-__all__ = ["LinkConfig", "Shards"]
+__all__ = ["LinkConfig", "Links"]
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +55,15 @@ class LinkConfig:
         self.backoff_cap_s = backoff_cap_s
 
 
-class Shards:
-    """Every shard's connection, kept alive; statistics readable from any thread."""
+class Links:
+    """Every link's connection, kept alive; statistics readable from any thread."""
 
-    def __init__(self, *, config: LinkConfig, feed: MarketFeed, worker: RestWorker,
-                 token_provider: Callable[[], WsEndpoint], owner: Owner,
-                 on_change: Callable[[], object]) -> None:
+    def __init__(self, *, config: LinkConfig, feed: MarketFeed, rest: RestPort, owner: Owner) -> None:
         self._cfg = config
         self._feed = feed
-        self._worker = worker
-        self._token_provider = token_provider
+        self._rest = rest
         self._owner = owner
-        self._on_change = on_change  # a connection came up or went down
-        self.shards: list[Shard] = []
+        self.members: list[Link] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connect_ids = itertools.count(1)
         self._closing = False
@@ -86,7 +82,7 @@ class Shards:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        conns = [c for shard in self.shards for c in (shard.conn, shard.candidate) if c is not None]
+        conns = [c for link in self.members for c in (link.conn, link.candidate) if c is not None]
         for conn in conns:
             conn.close("client stopped", graceful=False)
         waits = [t for t in tasks if not t.done()] + [c.lost for c in conns if not c.lost.done()]
@@ -100,66 +96,66 @@ class Shards:
         return task
 
     # -- topics -------------------------------------------------------------------------------
-    def with_room(self, pending: dict[Shard, list[str]]) -> Shard:
-        """Return the first shard with room for one more topic (a new one if none has)."""
-        for shard in self.shards:
-            if shard.topic_count + len(pending.get(shard, ())) < self._cfg.max_topics:
-                return shard
-        return self.new_shard()
+    def with_room(self, pending: dict[Link, list[str]]) -> Link:
+        """Return the first link with room for one more topic (a new one if none has)."""
+        for link in self.members:
+            if link.topic_count + len(pending.get(link, ())) < self._cfg.max_topics:
+                return link
+        return self.new_link()
 
-    def new_shard(self) -> Shard:
-        """Add a shard and start keeping it connected."""
-        shard = Shard(len(self.shards), WsSession())
-        self.shards.append(shard)
-        shard.task = self._spawn(self._supervise(shard))
-        if len(self.shards) > 1:
-            log.info("= opening connection %d: %d topics per connection reached", shard.index, self._cfg.max_topics)
-        return shard
+    def new_link(self) -> Link:
+        """Add a link and start keeping it connected."""
+        link = Link(len(self.members), WsSession())
+        self.members.append(link)
+        link.task = self._spawn(self._supervise(link))
+        if len(self.members) > 1:
+            log.info("= opening connection %d: %d topics per connection reached", link.index, self._cfg.max_topics)
+        return link
 
     @staticmethod
-    def sessions(shard: Shard) -> list[tuple[Connection | None, WsSession]]:
-        """The shard's (connection, session) pairs: the current one and a renewal's new one."""
-        pairs: list[tuple[Connection | None, WsSession]] = [(shard.conn, shard.session)]
-        if shard.candidate is not None and shard.candidate.session is not shard.session:
-            pairs.append((shard.candidate, shard.candidate.session))
+    def sessions(link: Link) -> list[tuple[Connection | None, WsSession]]:
+        """The link's (connection, session) pairs: the current one and a renewal's new one."""
+        pairs: list[tuple[Connection | None, WsSession]] = [(link.conn, link.session)]
+        if link.candidate is not None and link.candidate.session is not link.session:
+            pairs.append((link.candidate, link.candidate.session))
         return pairs
 
     def all_subscribed(self) -> bool:
-        """True when every shard's connection is open and has all its acks (any thread)."""
-        return all(_is_up(s) for s in list(self.shards))
+        """True when every link's connection is open and has all its acks (any thread)."""
+        return all(_is_up(s) for s in list(self.members))
 
     def health(self) -> str:
-        """"up": every shard subscribed; "down": a shard that was up is not; else "pending" (a
-        new shard is still connecting for the first time, the others are fine)."""
+        """"up": every link subscribed; "down": a link that was up is not; else "pending" (a
+        new link is still connecting for the first time, the others are fine)."""
         result = "up"
-        for shard in list(self.shards):
-            if _is_up(shard):
-                shard.was_up = True
-            elif shard.was_up:
+        for link in list(self.members):
+            if _is_up(link):
+                link.was_up = True
+            elif link.was_up:
                 return "down"
             else:
                 result = "pending"
         return result
 
-    # -- one shard's connection ---------------------------------------------------------------
-    async def _supervise(self, shard: Shard) -> None:
+    # -- one link's connection ---------------------------------------------------------------
+    async def _supervise(self, link: Link) -> None:
         delays = ReconnectDelays(initial_s=self._cfg.backoff_initial_s, cap_s=self._cfg.backoff_cap_s,
                                  rng=self._cfg.rng)
         while True:
             watched: Connection | None = None
             fatal = False
             try:
-                watched = shard.conn = await self._connect(shard, shard.session)
-                self._on_change()
-                reason, watched = await self._watch(shard, watched)
+                watched = link.conn = await self._connect(link, link.session)
+                self._owner.on_links_changed()
+                reason, watched = await self._watch(link, watched)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 fatal = classify_ws_error(exc) == FATAL
                 reason = f"{type(exc).__name__}: {exc}"
                 if fatal:
-                    log.error("! connection %d failed: %s", shard.index, reason, exc_info=exc)
-            shard.conn = None
+                    log.error("! connection %d failed: %s", link.index, reason, exc_info=exc)
+            link.conn = None
             if watched is not None:  # an established connection was lost
                 self._owner.on_lost(watched)
                 self.reconnects += 1
@@ -168,26 +164,26 @@ class Shards:
             else:
                 self.connect_failures += 1
                 delay = delays.after_failure(fatal=fatal)
-            self._on_change()
+            self._owner.on_links_changed()
             self.delays_s.append(delay)
-            log.info("= connection %d lost (%s); reconnecting in %.2fs", shard.index, reason, delay)
+            log.info("= connection %d lost (%s); reconnecting in %.2fs", link.index, reason, delay)
             if delay > 0:
                 await asyncio.sleep(delay)
 
     @staticmethod
-    async def _watch(shard: Shard, conn: Connection) -> tuple[str, Connection]:
-        # Wait for the shard's connection to be lost; a renewal retires the watched one and
+    async def _watch(link: Link, conn: Connection) -> tuple[str, Connection]:
+        # Wait for the link's connection to be lost; a renewal retires the watched one and
         # installs its successor, which is then watched instead.
         while True:
             reason = await asyncio.shield(conn.lost)  # cancelling us must not cancel conn.lost
-            successor = shard.conn
+            successor = link.conn
             if not conn.retired or successor is None or successor is conn:
                 return reason, conn
             conn = successor
 
-    async def _connect(self, shard: Shard, session: WsSession) -> Connection:
+    async def _connect(self, link: Link, session: WsSession) -> Connection:
         token_at = self._cfg.clock()
-        endpoint = await asyncio.wrap_future(self._worker.submit(PRIORITY_TOKEN, self._token_provider))
+        endpoint = await asyncio.wrap_future(self._rest.submit_token())
         conn = await open_connection(
             transport=self._cfg.transport, owner=self._owner, feed=self._feed, session=session, endpoint=endpoint,
             clock=self._cfg.clock, connect_id=f"{self._cfg.name}-{next(self._connect_ids)}",
@@ -204,7 +200,7 @@ class Shards:
     # -- housekeeping -------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
         while True:
-            tick_s = min([TICK_MAX_S] + [shard.session.ping_interval_s / 10 for shard in self.shards])
+            tick_s = min([TICK_MAX_S] + [link.session.ping_interval_s / 10 for link in self.members])
             await asyncio.sleep(tick_s)
             try:
                 self._tick(self._cfg.clock())
@@ -212,8 +208,8 @@ class Shards:
                 log.exception("! housekeeping failed")
 
     def _tick(self, now: float) -> None:
-        for shard in self.shards:
-            for conn in (shard.conn, shard.candidate):
+        for link in self.members:
+            for conn in (link.conn, link.candidate):
                 if conn is None or not conn.is_open:
                     continue
                 session = conn.session
@@ -223,44 +219,44 @@ class Shards:
                 if reason is not None:
                     log.warning("! %s is dead: %s", conn.label, reason)
                     conn.close(reason, graceful=False)
-            conn = shard.conn
-            if (conn is not None and shard.candidate is None and conn.token_at is not None
-                    and now >= shard.next_renewal_at and now - conn.token_at >= self._cfg.renew_after_s
+            conn = link.conn
+            if (conn is not None and link.candidate is None and conn.token_at is not None
+                    and now >= link.next_renewal_at and now - conn.token_at >= self._cfg.renew_after_s
                     and conn.subscribed.done()):
-                shard.next_renewal_at = now + RENEW_RETRY_S
-                self._spawn(self._renew(shard, conn))
+                link.next_renewal_at = now + RENEW_RETRY_S
+                self._spawn(self._renew(link, conn))
 
-    async def _renew(self, shard: Shard, old: Connection) -> None:
+    async def _renew(self, link: Link, old: Connection) -> None:
         session = WsSession()
-        session.subscribe(shard.session.desired_topics, self._cfg.clock())
+        session.subscribe(link.session.desired_topics, self._cfg.clock())
         new: Connection | None = None
         try:
-            new = shard.candidate = await self._connect(shard, session)
+            new = link.candidate = await self._connect(link, session)
             await asyncio.wait_for(asyncio.shield(new.subscribed), RENEW_SUBSCRIBE_TIMEOUT_S)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("! renewal of connection %d failed (%s); keeping the old one", shard.index, exc)
+            log.warning("! renewal of connection %d failed (%s); keeping the old one", link.index, exc)
             if new is not None:
                 new.close("renewal failed", graceful=False)
-            shard.candidate = None
+            link.candidate = None
             return
-        shard.candidate = None
-        if shard.conn is not old or not old.is_open:
+        link.candidate = None
+        if link.conn is not old or not old.is_open:
             new.close("superseded: the old connection was lost meanwhile", graceful=False)
             return
         now = self._cfg.clock()  # subscriptions may have changed while the new one was opening
-        wanted = shard.session.desired_topics
+        wanted = link.session.desired_topics
         new.send(new.session.unsubscribe([t for t in new.session.desired_topics if t not in set(wanted)], now))
         new.send(new.session.subscribe(wanted, now))
-        shard.session, shard.conn = new.session, new
-        shard.next_renewal_at = 0.0  # the next renewal is due renew_after_s after this token
+        link.session, link.conn = new.session, new
+        link.next_renewal_at = 0.0  # the next renewal is due renew_after_s after this token
         old.retired = True
         old.close("renewed before its token expires")
-        log.info("= renewed connection %d after %.0fs", shard.index, now - (old.token_at or now))
+        log.info("= renewed connection %d after %.0fs", link.index, now - (old.token_at or now))
 
 
-def _is_up(shard: Shard) -> bool:
-    conn = shard.conn
+def _is_up(link: Link) -> bool:
+    conn = link.conn
     return (conn is not None and conn.is_open and conn.subscribed.done()
             and conn.subscribed.exception() is None)

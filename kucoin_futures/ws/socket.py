@@ -3,7 +3,7 @@
 Internal to ``kucoin_websocket``: everything here runs on the WebSocket thread's asyncio loop.
 A ``Connection`` only moves bytes: market pushes go straight to ``MarketFeed.on_data``; other
 frames go to its ``WsSession`` through the owner's ``on_control``; frames the session wants
-sent (subscribes, pings) are written by the owner. A ``Shard`` is one slot of topics that keeps
+sent (subscribes, pings) are written by the owner. A ``Link`` is one slot of topics that keeps
 one live connection (reconnected, or renewed before the token's 24 h lifetime).
 
 The transport seam: ``Connection`` is the whole interface the layers above use, and a transport
@@ -24,14 +24,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 from kucoin_futures.ws.feed import MarketFeed
+from kucoin_futures.ws.owner import Owner
 from kucoin_futures.protocol.session import WsSession
 from kucoin_futures.protocol.types import WsEndpoint
 from kucoin_futures.protocol.wire import redact_url, ws_connect_url
 
-__all__ = ["Connection", "HandshakeRefused", "Owner", "Shard", "open_connection"]
+__all__ = ["Connection", "HandshakeRefused", "Link", "open_connection"]
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,6 @@ class HandshakeRefused(ConnectionError):
     def __init__(self, status_code: int, message: str) -> None:
         super().__init__(message)
         self.status_code = status_code  # classify_ws_error: 5xx/429 retry, other 4xx fatal
-
-
-class Owner(Protocol):
-    """What a connection calls back into (the engine)."""
-
-    def on_control(self, conn: Connection, raw: bytes, now: float) -> None: ...
-
-    def on_disconnected(self, conn: Connection) -> None: ...
-
-    def on_lost(self, conn: Connection) -> None: ...  # a shard's current connection was lost
 
 
 class Connection:
@@ -67,7 +58,7 @@ class Connection:
         self.session = session
         self.label = label  # the connectId
         self.token_at: float | None = None  # when its bullet token was requested
-        self.retired = False  # replaced by a renewal; its loss is not the shard's
+        self.retired = False  # replaced by a renewal; its loss is not the link's
         self.close_reason: str | None = None
         loop = asyncio.get_running_loop()
         self.lost: asyncio.Future[str] = loop.create_future()
@@ -149,7 +140,7 @@ class Connection:
             log.exception("! error handling the disconnect of %s", self.label)
 
 
-class Shard:
+class Link:
     """A slot of at most ``max_topics`` topics served by one connection at a time."""
 
     def __init__(self, index: int, session: WsSession) -> None:

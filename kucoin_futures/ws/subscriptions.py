@@ -1,11 +1,11 @@
 """The event-loop side of ``KuCoinWebSocket``: subscriptions, control frames, state and stats.
 
 Internal. ``Engine`` runs on one asyncio loop in the WebSocket thread and owns the feed
-(``MarketFeed``), the shards' connections (``Shards``) and the REST jobs (``RestJobs``); the
+(``MarketFeed``), the links' connections (``Links``) and the REST jobs (``RestJobs``); the
 public class talks to it only through ``loop.call_soon_threadsafe``, except for ``stats`` and
 ``is_healthy``, which read counters and snapshots that are safe from any thread.
 
-A subscription becomes single-symbol topics, each assigned to the first shard with room. When
+A subscription becomes single-symbol topics, each assigned to the first link with room. When
 the server acknowledges a topic on a connection, the engine starts what that topic needs: a
 level-2 book is attached to that connection and synced from a REST snapshot; a candle series is
 refilled from REST kline history (everything the socket may have missed). A server error for
@@ -26,7 +26,7 @@ from kucoin_futures.ws.caches import CandleCache, OrderBookCache, TickerCache
 from kucoin_futures.ws.feed import MarketFeed
 from kucoin_futures.errors import ProtocolError
 from kucoin_futures.protocol.session import FATAL, classify_ws_error
-from kucoin_futures.protocol.types import Ack, Candle, OrderBook, ServerError, Ticker, Welcome, WsEndpoint
+from kucoin_futures.protocol.types import Ack, Candle, OrderBook, ServerError, Ticker, Welcome
 from kucoin_futures.protocol.wire import (
     TOPIC_CANDLE,
     TOPIC_LEVEL2,
@@ -36,10 +36,10 @@ from kucoin_futures.protocol.wire import (
     topic_ticker,
     topic_ticker_v2,
 )
-from kucoin_futures.rest.public import RestGet, RestWorker
-from kucoin_futures.ws.socket import Connection, Shard
+from kucoin_futures.ws.socket import Connection, Link
 from kucoin_futures.ws.backfill import RestJobs
-from kucoin_futures.ws.links import LinkConfig, Shards
+from kucoin_futures.ws.links import LinkConfig, Links
+from kucoin_futures.ws.rest_port import RestPort
 
 __all__ = ["Callbacks", "Engine", "FeedStats", "State", "TopicStats"]
 
@@ -92,33 +92,31 @@ class Callbacks:
 
 
 class Engine:
-    """Loop-side owner of the feed, the shards' connections and the REST jobs."""
+    """Loop-side owner of the feed, the links' connections and the REST jobs."""
 
     def __init__(self, *, link: LinkConfig, tickers: TickerCache, candles: CandleCache,
-                 books: OrderBookCache, callbacks: Callbacks, book_depth: int | None,
-                 worker: RestWorker, token_provider: Callable[[], WsEndpoint], rest_get: RestGet,
+                 books: OrderBookCache, callbacks: Callbacks, book_depth: int | None, rest: RestPort,
                  wall_clock: Callable[[], float], rng: random.Random, confirm_delay_s: float | None,
                  on_state: Callable[[str], object]) -> None:
-        self.feed = MarketFeed(tickers=tickers, candles=candles, books=books,
-                               request_snapshot=lambda kucoin_id: self.jobs.request_snapshot(kucoin_id),
-                               period_closed=lambda topic, start_ms: self.jobs.candle_period_closed(topic, start_ms),
+        # The feed, the connections and the links report here (ws.owner.Owner); the engine
+        # forwards what the REST jobs must do.
+        self.feed = MarketFeed(tickers=tickers, candles=candles, books=books, owner=self,
                                on_ticker=callbacks.on_ticker, on_candle=callbacks.on_candle,
                                on_order_book=callbacks.on_order_book, book_depth=book_depth)
-        self.jobs = RestJobs(worker=worker, rest_get=rest_get, books=self.feed.books, candles=candles,
-                             clock=link.clock, wall_clock=wall_clock, rng=rng, confirm_delay_s=confirm_delay_s)
-        self.links = Shards(config=link, feed=self.feed, worker=worker, token_provider=token_provider,
-                            owner=self, on_change=self._update_state)
+        self.jobs = RestJobs(rest=rest, books=self.feed.books, candles=candles, clock=link.clock,
+                             wall_clock=wall_clock, rng=rng, confirm_delay_s=confirm_delay_s)
+        self.links = Links(config=link, feed=self.feed, rest=rest, owner=self)
         self._clock = link.clock
-        self._on_state = on_state  # Shards.health(): "up", "down" (a shard lost) or "pending"
-        self._topic_shard: dict[str, Shard] = {}
+        self._on_state = on_state  # Links.health(): "up", "down" (a link lost) or "pending"
+        self._topic_link: dict[str, Link] = {}
         self._refused: dict[str, str] = {}
         self._stop = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self) -> None:
         """Serve until ``request_stop``; then close every socket and cancel every task."""
-        if not self.links.shards:
-            self.links.new_shard()
+        if not self.links.members:
+            self.links.new_link()
         self.links.start()
         try:
             await self._stop.wait()
@@ -169,15 +167,15 @@ class Engine:
 
     def _subscribe(self, topics: Iterable[str]) -> None:
         now = self._clock()
-        groups: dict[Shard, list[str]] = {}
+        groups: dict[Link, list[str]] = {}
         for topic in topics:
-            if topic not in self._topic_shard:
-                shard = self.links.with_room(groups)
-                self._topic_shard[topic] = shard
-                groups.setdefault(shard, []).append(topic)
+            if topic not in self._topic_link:
+                link = self.links.with_room(groups)
+                self._topic_link[topic] = link
+                groups.setdefault(link, []).append(topic)
                 self._refused.pop(topic, None)
-        for shard, group in groups.items():
-            for conn, session in self.links.sessions(shard):
+        for link, group in groups.items():
+            for conn, session in self.links.sessions(link):
                 frames = session.subscribe(group, now)
                 if conn is not None:
                     conn.send(frames)
@@ -185,14 +183,26 @@ class Engine:
     def _unsubscribe(self, topics: Iterable[str]) -> None:
         now = self._clock()
         for topic in topics:
-            shard = self._topic_shard.pop(topic, None)
-            if shard is not None:
-                for conn, session in self.links.sessions(shard):
+            link = self._topic_link.pop(topic, None)
+            if link is not None:
+                for conn, session in self.links.sessions(link):
                     frames = session.unsubscribe(topic, now)
                     if conn is not None:
                         conn.send(frames)
 
-    # -- frames other than market pushes (called by Connection) --------------------------------
+    # -- reports from below (ws.owner.Owner) -----------------------------------------------------
+    def on_snapshot_needed(self, kucoin_id: str) -> None:
+        """The feed: a book needs a REST snapshot."""
+        self.jobs.request_snapshot(kucoin_id)
+
+    def on_period_closed(self, topic: str, start_ms: int) -> None:
+        """The feed: a push for a later candle period arrived; re-read the closed one."""
+        self.jobs.candle_period_closed(topic, start_ms)
+
+    def on_links_changed(self) -> None:
+        """The links: a connection came up or went down."""
+        self._update_state()
+
     def on_control(self, conn: Connection, raw: bytes, now: float) -> None:
         """Feed a welcome/ack/pong/error frame to the connection's session and act on it."""
         try:
@@ -214,7 +224,7 @@ class Engine:
         self.feed.books.detach(conn)
 
     def on_lost(self, conn: Connection) -> None:
-        """A shard's connection was lost: its candle series may get a hole until the refill."""
+        """A link's connection was lost: its candle series may get a hole until the refill."""
         for topic in conn.session.desired_topics:
             if topic.startswith(TOPIC_CANDLE):
                 self.jobs.note_gap(topic)
@@ -242,7 +252,7 @@ class Engine:
             self._update_state()
 
     def _update_state(self) -> None:
-        # The acks may all arrive before Shards has installed the connection: both call this.
+        # The acks may all arrive before Links has installed the connection: both call this.
         self._on_state(self.links.health())
 
     def _on_server_error(self, conn: Connection, error: ServerError) -> None:
@@ -260,7 +270,7 @@ class Engine:
                     conn.send(conn.session.subscribe(topic, now))
                 return
             log.warning("! %s refused %s: %s %s", conn.label, error.topic, error.code, error.message)
-            self._topic_shard.pop(topics[0], None)
+            self._topic_link.pop(topics[0], None)
             self._refused[topics[0]] = f"{error.code} {error.message}"
             self._check_subscribed(conn)
             return
@@ -274,10 +284,10 @@ class Engine:
         """Return a snapshot of counters (dict and deque copies are atomic in CPython)."""
         received = dict(self.feed.topic_stats)
         topics = {}
-        for topic in list(self._topic_shard):
+        for topic in list(self._topic_link):
             stat = received.get(topic)
             topics[topic] = TopicStats(stat[0], now - stat[1]) if stat else TopicStats(0, None)
-        conns = [s.conn for s in list(self.links.shards) if s.conn is not None and s.conn.is_open]
+        conns = [s.conn for s in list(self.links.members) if s.conn is not None and s.conn.is_open]
         return FeedStats(
             state=state,
             topics=MappingProxyType(topics),

@@ -16,7 +16,7 @@ from config import Settings, load_settings
 from kucoin_futures.errors import AuthError
 from kucoin_sim import Simulator
 
-BOT = str(Path(__file__).resolve().parent.parent / "bot.py")
+BOT = str(Path(__file__).resolve().parents[2] / "bot.py")
 SETTINGS = ("KUCOIN_API_KEY", "KUCOIN_API_SECRET", "KUCOIN_API_PASSPHRASE")
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")  # configure_logging's format
 

@@ -53,7 +53,7 @@ from kucoin_futures.protocol.wire import (
     ws_connect_url,
 )
 
-FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures"
 
 
 # -- Symbols -------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from kucoin_sim import Simulator
 from kucoin_websocket import KuCoinWebSocket
 from tests.helpers import TIMEOUT_S, parse_message, wait_until
 
-FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures"
 BTC = "BTC/USDT:USDT"
 SOURCE = object()
 
@@ -296,10 +296,20 @@ LEVEL2 = PUSHES["ws_level2"]
 CANDLE = PUSHES["ws_candle"]
 
 
+class _QuietOwner:
+    """The feed's owner (ws.owner.Owner), ignoring what the feed reports (snapshots, closed periods)."""
+
+    def on_snapshot_needed(self, kucoin_id: str) -> None:
+        pass
+
+    def on_period_closed(self, topic: str, start_ms: int) -> None:
+        pass
+
+
 def _fuzz_feed() -> tuple[MarketFeed, TickerCache, CandleCache, OrderBookCache]:
     clock = lambda: 1.0  # noqa: E731 - freshness is not under test
     tickers, candles, books = TickerCache(clock=clock), CandleCache(clock=clock), OrderBookCache(clock=clock)
-    feed = MarketFeed(tickers=tickers, candles=candles, books=books, request_snapshot=lambda kucoin_id: None)
+    feed = MarketFeed(tickers=tickers, candles=candles, books=books, owner=_QuietOwner())
     feed.want_ticker(BTC, "XBTUSDTM")
     feed.want_candles(CANDLE["topic"], BTC, "1m")
     candles.merge(BTC, "1m", [], received_at=0.0)

@@ -37,7 +37,7 @@ def always_long(candles, position, params) -> Action:
 
 
 def _settings(sim: Simulator, tmp_path: Path, **env: str):
-    values = {"STRATEGY": "tests.test_trader_faults:always_long", "SYMBOLS": BTC, **env}
+    values = {"STRATEGY": "tests.tradebot.test_trader_faults:always_long", "SYMBOLS": BTC, **env}
     settings = bot.simulated_settings(load_settings(values, dotenv_path=None), sim)
     return dataclasses.replace(settings, journal_path=str(tmp_path / "j.sqlite3"))
 

@@ -1,73 +1,13 @@
 """PriorityExecutor with real worker threads and a fake clock; no sleeps, only Events."""
 
 import functools
-import itertools
 import threading
 
 import pytest
 
-from api_priority import CallAbandoned, Priority, PriorityExecutor, RateLimit, SchedulerClosed
+from api_priority import CallAbandoned, Priority, RateLimit, SchedulerClosed
 from tests.helpers import TIMEOUT_S, FakeClock
-
-C, H, N, L = Priority.CRITICAL, Priority.HIGH, Priority.NORMAL, Priority.LOW
-_names = itertools.count()
-
-
-class StartLog:
-    """An on_start callback that records (priority, label) and signals each start."""
-
-    def __init__(self):
-        self.starts = []
-        self._cond = threading.Condition()
-
-    def __call__(self, priority, label):
-        with self._cond:
-            self.starts.append((priority, label))
-            self._cond.notify_all()
-
-    def wait_for_count(self, count):
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.starts) >= count, TIMEOUT_S), self.starts
-            return list(self.starts)
-
-
-def our_threads(executor_name):
-    return [t for t in threading.enumerate() if t.name.startswith(executor_name + "-")]
-
-
-@pytest.fixture
-def make_executor():
-    """Build executors with unique thread names; close them all and check no thread is left."""
-    made = []
-
-    def make(**kwargs):
-        kwargs.setdefault("name", f"test-prio-{next(_names)}")
-        executor = PriorityExecutor(**kwargs)
-        made.append(executor)
-        return executor
-
-    yield make
-    for executor in made:
-        executor.close(timeout_s=TIMEOUT_S)
-    for executor in made:
-        assert our_threads(executor._name) == []
-
-
-def blocker():
-    """Return (event that the call started, event that releases it, the callable)."""
-    started, release = threading.Event(), threading.Event()
-
-    def call(value=None):
-        started.set()
-        assert release.wait(TIMEOUT_S)
-        return value
-
-    return started, release, call
-
-
-def value(x):
-    return x
-
+from tests.scheduling.executor_kit import C, H, L, N, StartLog, blocker, our_threads, value
 
 def test_constructor_starts_no_thread(make_executor):
     ex = make_executor(workers=3)
@@ -435,3 +375,25 @@ def test_many_submitting_threads(make_executor):
     assert ex.started_counts() == {C: 104, H: 104, N: 96, L: 96}
     assert (ex.in_flight(), ex.queue_depths()) == (0, {C: 0, H: 0, N: 0, L: 0})
     assert ex.budget() == {"futures": {"limit": 100_000, "remaining": 100_000 - 800, "reset_in_s": 30.0}}
+
+def test_reserved_worker_runs_only_critical_and_high_calls(make_executor):
+    log = StartLog()
+    ex = make_executor(workers=2, reserved_workers=1, on_start=log)
+    started, release, block = blocker()
+    running = ex.submit(N, block, "scan-1", label="scan-1")
+    assert started.wait(TIMEOUT_S)
+    queued = [ex.submit(prio, value, label, label=label) for prio, label in ((L, "history"), (N, "scan-2"))]
+    assert ex.wait_until_settled(TIMEOUT_S)
+    idle = ex.started_counts()
+    high = ex.submit(H, value, "balance", label="balance").result(TIMEOUT_S)
+    critical = ex.submit(C, value, "order", label="order").result(TIMEOUT_S)
+    assert (idle, high, critical, running.done()) == ({C: 0, H: 0, N: 1, L: 0}, "balance", "order", False)
+    release.set()
+    assert [f.result(TIMEOUT_S) for f in queued] == ["history", "scan-2"]
+    assert [label for _, label in log.starts] == ["scan-1", "balance", "order", "scan-2", "history"]
+
+
+@pytest.mark.parametrize("reserved", [-1, 2, 1.0])
+def test_reserved_workers_must_leave_one_for_routine_calls(make_executor, reserved):
+    with pytest.raises(ValueError):
+        make_executor(workers=2, reserved_workers=reserved)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures"
 ALL = sorted(path.stem for path in FIXTURES.glob("*.json"))
 ALLOWED_KEYS = {"source", "payload", "note", "http_status"}
 

@@ -31,7 +31,7 @@ def always_long(candles, position, params) -> Action:
 @pytest.fixture
 def env(tmp_path: Path):
     with Simulator(seed=9) as sim:
-        settings = bot.simulated_settings(load_settings({"STRATEGY": "tests.test_trader:always_long",
+        settings = bot.simulated_settings(load_settings({"STRATEGY": "tests.tradebot.test_trader:always_long",
                                                          "SYMBOLS": BTC}, dotenv_path=None), sim)
         settings = dataclasses.replace(settings, journal_path=str(tmp_path / "j.sqlite3"))
         client = KuCoinClient.from_settings(settings)

@@ -1,5 +1,5 @@
 """The WebSocket client's REST side: kline paging (fake fetcher), the stdlib fetcher against the
-simulator, and the worker thread's priorities and shutdown."""
+simulator, and the one seam (LocalRest's priorities and shutdown; a client's one scheduler)."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -12,9 +12,13 @@ import pytest
 
 from kucoin_futures.errors import RateLimited, TransportError
 from kucoin_futures.protocol.types import WsEndpoint
-from kucoin_futures.rest.public import PublicRest, RestWorker, fetch_klines, fetch_order_book
+from kucoin_client import KuCoinClient
+from kucoin_futures.rest.public import PublicRest, fetch_klines, fetch_order_book
+from kucoin_futures.scheduling.executor import SchedulerClosed
+from kucoin_futures.scheduling.pools import Priority
+from kucoin_futures.ws.rest_port import PRIORITY_CANDLES, PRIORITY_SNAPSHOT, LocalRest
 from kucoin_sim import Simulator
-from tests.helpers import TIMEOUT_S, wait_until
+from tests.helpers import TIMEOUT_S, StartLog, start_gateway, wait_until
 
 MINUTE_MS = 60_000
 T0_MS = 1_731_898_200_000  # a minute boundary
@@ -124,59 +128,79 @@ def test_public_rest_rejects_a_bad_url():
         PublicRest("ftp://example.invalid")
 
 
-# -- the worker thread ------------------------------------------------------------------------
-def test_rest_worker_runs_the_most_urgent_first():
-    worker = RestWorker(name="test-rest")
-    gate = threading.Event()
-    order: list[str] = []
-    blocker = worker.submit(0, gate.wait, TIMEOUT_S)
-    worker.start()
-    low = worker.submit(2, order.append, "candles")
-    high = worker.submit(0, order.append, "token")
-    middle = worker.submit(1, order.append, "snapshot")
+# -- the seam: LocalRest for a standalone WebSocket, the client's gateway otherwise -----------
+def _blocking_port(threads: int = 1) -> tuple[LocalRest, threading.Event, list[str]]:
+    """A LocalRest whose GETs and tokens record their order; the first GET of "/block" waits."""
+    gate, order = threading.Event(), []
+
+    def get(path: str, params: Mapping[str, Any]) -> Any:
+        if path == "/block":
+            assert gate.wait(TIMEOUT_S)
+        order.append(params["what"])
+        return params["what"]
+
+    def token() -> str:
+        order.append("token")
+        return "a token"
+
+    return LocalRest(rest_url="http://127.0.0.1:9", rest_get=get, token_provider=token, timeout_s=1.0,
+                     threads=threads, name="test-local-rest"), gate, order
+
+
+def test_local_rest_runs_the_token_then_snapshots_then_history():
+    port, gate, order = _blocking_port()
+    blocker = port.submit_get("/block", {"what": "blocker"}, PRIORITY_SNAPSHOT)
+    wait_until(blocker.running, what="the one worker is busy")
+    history = port.submit_get("/k", {"what": "candles"}, PRIORITY_CANDLES)
+    snapshot = port.submit_get("/s", {"what": "snapshot"}, PRIORITY_SNAPSHOT)
+    token = port.submit_token()
     gate.set()
-    concurrent.futures.wait([blocker, low, high, middle], timeout=TIMEOUT_S)
-    failing = worker.submit(1, int, "not a number")
-    with pytest.raises(ValueError):
-        failing.result(TIMEOUT_S)
-    assert worker.close(TIMEOUT_S) is True
-    assert order == ["token", "snapshot", "candles"]
+    results = [f.result(TIMEOUT_S) for f in (blocker, history, snapshot, token)]
+    port.close(TIMEOUT_S)
+    assert (order, results) == (["blocker", "token", "snapshot", "candles"],
+                                ["blocker", "candles", "snapshot", "a token"])
+    assert [t.name for t in threading.enumerate() if t.name.startswith("test-local-rest")] == []
 
 
-def test_rest_worker_runs_calls_at_once_on_its_threads_and_close_joins_them_all():
-    worker = RestWorker(name="test-rest-pool", threads=3)
+def test_local_rest_runs_calls_at_once_on_its_threads():
     barrier = threading.Barrier(3, timeout=TIMEOUT_S)  # passes only if all three run together
-    worker.start()
-    futures = [worker.submit(1, barrier.wait) for _ in range(3)]
-    done, _ = concurrent.futures.wait(futures, timeout=TIMEOUT_S)
-    names = {t.name for t in threading.enumerate() if t.name.startswith("test-rest-pool")}
-    assert (sorted(f.result() for f in done), worker.close(TIMEOUT_S), worker.is_alive) == ([0, 1, 2], True, False)
-    assert names == {"test-rest-pool", "test-rest-pool-1", "test-rest-pool-2"}
-    assert worker.submit(0, str, "late").cancelled()
+    port = LocalRest(rest_url="http://127.0.0.1:9", rest_get=lambda path, params: barrier.wait(),
+                     token_provider=lambda: None, timeout_s=1.0, threads=3, name="test-local-pool")
+    futures = [port.submit_get("/x", {}, PRIORITY_SNAPSHOT) for _ in range(3)]
+    assert sorted(f.result(TIMEOUT_S) for f in futures) == [0, 1, 2]
+    port.close(TIMEOUT_S)
 
 
-def test_rest_worker_refuses_a_bad_thread_count():
-    with pytest.raises(ValueError):
-        RestWorker(threads=0)
-
-
-def test_rest_worker_close_cancels_queued_calls_and_refuses_new_ones():
-    worker = RestWorker(name="test-rest")
-    started, gate = threading.Event(), threading.Event()
-
-    def busy() -> str:
-        started.set()
-        gate.wait(TIMEOUT_S)
-        return "done"
-
-    worker.start()
-    running = worker.submit(0, busy)
-    queued = worker.submit(2, str, "never")
-    assert started.wait(TIMEOUT_S)
-    closer = threading.Thread(target=worker.close, args=(TIMEOUT_S,))
+def test_local_rest_close_fails_queued_calls_and_refuses_new_ones():
+    port, gate, order = _blocking_port()
+    running = port.submit_get("/block", {"what": "running"}, PRIORITY_SNAPSHOT)
+    wait_until(running.running, what="the first call runs")
+    queued = port.submit_get("/k", {"what": "never"}, PRIORITY_CANDLES)
+    closer = threading.Thread(target=port.close, args=(TIMEOUT_S,))
     closer.start()
-    wait_until(lambda: worker.closed, what="close() called")
+    with pytest.raises(SchedulerClosed):
+        queued.result(TIMEOUT_S)
     gate.set()
     closer.join(TIMEOUT_S)
-    assert (running.result(0), queued.cancelled(), worker.submit(0, int).cancelled()) == ("done", True, True)
-    assert worker.is_alive is False
+    assert (running.result(0), order, closer.is_alive()) == ("running", ["running"], False)
+    with pytest.raises(SchedulerClosed):
+        port.submit_token()
+
+
+def test_a_clients_websocket_runs_its_rest_on_the_clients_one_scheduler(sim: Simulator) -> None:
+    """No second pool: the feed's token, snapshot and history go through the gateway's
+    scheduler (token HIGH, snapshot NORMAL, history LOW), and no thread of its own exists."""
+    log = StartLog()
+    gateway = start_gateway(sim, on_start=log)
+    client = KuCoinClient(futures_url=sim.url, gateway=gateway, first_read_wait_s=TIMEOUT_S)
+    try:
+        client.get_order_book("BTC/USDT:USDT")
+        client.get_ohlcv("BTC/USDT:USDT", "1m", limit=50)
+        wait_until(lambda: {"bullet_public", "fetch_order_book", "fetch_ohlcv"} <= {label for _, label in log.snapshot()},
+                   what="the feed's calls on the gateway's scheduler")
+        threads = [t.name for t in threading.enumerate() if t.name.startswith("kucoin-ws-rest")]
+    finally:
+        client.close()
+    first = {label: priority for priority, label in reversed(log.snapshot())}
+    assert (first["bullet_public"], first["fetch_order_book"], first["fetch_ohlcv"], threads) == (
+        Priority.HIGH, Priority.NORMAL, Priority.LOW, [])

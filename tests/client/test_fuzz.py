@@ -41,7 +41,7 @@ MAX_OHLCV_LIMIT = 500
 SETTLE_CURRENCIES = frozenset({"USDT", "BTC"})  # the simulator's (ccxt's unified codes)
 ORDER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLIENT_OID_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # KuCoin: <= 40 of letters, digits, _ and -
-# FUZZ_EXAMPLES=200 python -m pytest tests/test_client_fuzz.py: a deeper, randomised run.
+# FUZZ_EXAMPLES=200 python -m pytest tests/client/test_fuzz.py: a deeper, randomised run.
 DEEP_EXAMPLES = os.environ.get("FUZZ_EXAMPLES")
 FUZZ = settings(max_examples=int(DEEP_EXAMPLES or 15), derandomize=DEEP_EXAMPLES is None, deadline=None,
                 database=None, suppress_health_check=[HealthCheck.too_slow])

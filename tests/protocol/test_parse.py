@@ -31,7 +31,7 @@ from kucoin_futures.protocol.types import (
 )
 from tests.helpers import parse_message
 
-FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures"
 RECEIVED_AT = 1234.5
 
 

@@ -24,7 +24,7 @@ from kucoin_futures.protocol.book import BookStatus
 from kucoin_futures.protocol.parse import parse_candle, parse_level2, parse_ticker, parse_ticker_v2
 from kucoin_futures.protocol.types import BookDelta, Candle, OrderBook, Side, Ticker
 
-FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures"
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 SOURCE, OTHER_SOURCE = object(), object()
 
@@ -38,7 +38,7 @@ def raw(message: dict[str, Any]) -> bytes:
 
 
 class Harness:
-    """A MarketFeed with real caches, recording snapshot requests and callback calls."""
+    """A MarketFeed with real caches; its owner (ws.owner.Owner), recording what the feed reports."""
 
     def __init__(self, clock: Callable[[], float] = lambda: 0.0, **callbacks: Any) -> None:
         # The clock matters only to tests of freshness; the others read with a large max_age_s.
@@ -46,8 +46,15 @@ class Harness:
         self.candles = CandleCache(clock=clock)
         self.books = OrderBookCache(clock=clock)
         self.snapshot_requests: list[str] = []
-        self.feed = MarketFeed(tickers=self.tickers, candles=self.candles, books=self.books,
-                               request_snapshot=self.snapshot_requests.append, **callbacks)
+        self.closed_periods: list[tuple[str, int]] = []
+        self.feed = MarketFeed(tickers=self.tickers, candles=self.candles, books=self.books, owner=self,
+                               **callbacks)
+
+    def on_snapshot_needed(self, kucoin_id: str) -> None:
+        self.snapshot_requests.append(kucoin_id)
+
+    def on_period_closed(self, topic: str, start_ms: int) -> None:
+        self.closed_periods.append((topic, start_ms))
 
 
 def level2(sequence: int, change: str, symbol: str = "XBTUSDTM") -> bytes:
@@ -361,8 +368,8 @@ def test_feed_order_book_callback_gets_each_published_book():
 def test_feed_candle_roll_is_judged_on_pushes_not_on_rest_rows():
     """REST may already hold the next period (a fetch across the boundary): the roll from the
     last pushed period is still reported, so the closed period gets confirmed."""
-    closed: list[tuple[str, int]] = []
-    harness = Harness(period_closed=lambda topic, start_ms: closed.append((topic, start_ms)))
+    harness = Harness()
+    closed = harness.closed_periods
     topic = "/contractMarket/limitCandle:XBTUSDTM_1min"
     harness.feed.want_candles(topic, BTC, "1m")
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import TIMEOUT_S
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BOT = str(ROOT / "bot.py")
 
 
