@@ -166,16 +166,11 @@ class Meter:
 
 # -- waiting ---------------------------------------------------------------------------------------
 def wait_until(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
-    """Re-check ``predicate`` every few ms until truthy; RuntimeError naming ``what`` after timeout."""
-    pause = threading.Event()
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise RuntimeError(f"timed out after {timeout_s:.1f}s waiting for {what}")
-        pause.wait(POLL_S)
+    """tests/helpers.wait_until, polling every POLL_S (imported on first use: the memory child of
+    bench/peers.py must not hold our library)."""
+    from tests.helpers import wait_until as wait
+
+    return wait(predicate, timeout_s, what, poll_s=POLL_S)
 
 
 def wait_subscribed(base: str, topics: Iterable[str], timeout_s: float = 10.0) -> None:

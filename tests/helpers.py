@@ -18,8 +18,10 @@ PUSH_PARSERS = {"tickerV2": parse_ticker_v2, "ticker": parse_ticker, "level2": p
                 "candle.stick": parse_candle}
 
 
-def wait_until(predicate: Callable[[], Any], timeout_s: float = TIMEOUT_S, what: str = "condition") -> Any:
-    """Re-check predicate until it returns something truthy; fail clearly after timeout_s."""
+def wait_until(predicate: Callable[[], Any], timeout_s: float = TIMEOUT_S, what: str = "condition", *,
+               poll_s: float = 0.01) -> Any:
+    """Re-check predicate every ``poll_s`` until it returns something truthy (returned); an
+    AssertionError naming ``what`` after timeout_s. The benchmarks use it too (bench/common.py)."""
     pause = threading.Event()
     deadline = time.monotonic() + timeout_s
     while True:
@@ -28,7 +30,7 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float = TIMEOUT_S, what:
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout_s:.1f}s waiting for {what}")
-        pause.wait(0.01)
+        pause.wait(poll_s)
 
 
 class FakeClock:
@@ -84,18 +86,25 @@ def start_gateway(sim: Any, *, timeout_ms: int = 10_000, credentials: Any = None
 
 
 class StartLog:
-    """An executor on_start callback recording (priority, label) in start order."""
+    """An executor on_start callback recording (priority, label) in start order; thread-safe."""
 
     def __init__(self) -> None:
         self.starts: list[tuple[Any, str]] = []
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
 
     def __call__(self, priority: Any, label: str) -> None:
-        with self._lock:
+        with self._cond:
             self.starts.append((priority, label))
+            self._cond.notify_all()
 
     def snapshot(self) -> list[tuple[Any, str]]:
-        with self._lock:
+        with self._cond:
+            return list(self.starts)
+
+    def wait_for_count(self, count: int) -> list[tuple[Any, str]]:
+        """The starts once there are at least ``count`` (AssertionError after TIMEOUT_S)."""
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.starts) >= count, TIMEOUT_S), self.starts
             return list(self.starts)
 
 

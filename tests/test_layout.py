@@ -32,7 +32,7 @@ ALLOWED = {
     "bot": {"config", "kucoin_client", "kucoin_futures.errors", "tradebot"},
 }
 MAX_LINES = 450
-TOO_LONG_YET = {"kucoin_futures/client/facade.py"}  # to split
+TOO_LONG_YET: set[str] = set()  # modules allowed over MAX_LINES for now (none)
 
 
 def _modules() -> dict[str, Path]:

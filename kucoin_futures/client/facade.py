@@ -28,8 +28,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kucoin_futures.protocol.wire import DEFAULT_FUTURES_URL
-from kucoin_futures.rest.public import PATH_LEVEL2_SNAPSHOT
-from kucoin_futures.scheduling.pools import Priority
 from kucoin_futures.errors import (
     AuthError,
     ClientClosed,
@@ -47,21 +45,14 @@ from kucoin_futures.errors import (
     RateLimited,
     TransportError,
 )
-from kucoin_futures.client.health import DegradedLog, SourceCounts, health_report
+from kucoin_futures.client.health import health_report
+from kucoin_futures.client.history import fetch_candle_history, fetch_funding_history
+from kucoin_futures.client.market import PREFETCH_TIMEOUT_S, MarketData
 from kucoin_futures.client.options import check_client_options, gil_switch_interval_s_of
 from kucoin_futures.orders.manager import OrderManager
-from kucoin_futures.client.prefetch import PrefetchResult, plan_prefetch, run_prefetch
-from kucoin_futures.protocol.parse import parse_rest_order_book, parse_rest_ticker
-from kucoin_futures.protocol.types import Ticker, timeframe_seconds, to_kucoin_id
+from kucoin_futures.client.prefetch import PrefetchResult
 from kucoin_futures.rest.gateway import RestGateway, build_exchange
-from kucoin_futures.rest.public import fetch_klines
-from kucoin_futures.client.ccxt_shapes import (
-    OHLCV,
-    OhlcvMemo,
-    candles_to_ccxt,
-    order_book_to_ccxt,
-    ticker_to_ccxt,
-)
+from kucoin_futures.client.ccxt_shapes import OHLCV
 from kucoin_futures.ws.client import KuCoinWebSocket
 from kucoin_futures.ws.subscriptions import State as WsState
 
@@ -76,9 +67,6 @@ log = logging.getLogger(__name__)
 TICKER_MAX_AGE_S = 10.0  # a cached ticker older than this is not served
 BOOK_MAX_AGE_S = 10.0
 FIRST_READ_WAIT_S = 0.5  # the first read of a symbol waits this long for WebSocket data
-PREFETCH_TIMEOUT_S = 5.0  # prefetch's one wait for a universe's first data (connect, acks, history)
-MAX_OHLCV_LIMIT = 500  # candles kept per symbol and timeframe
-PATH_TICKER = "/api/v1/ticker"
 
 
 class KuCoinClient:
@@ -139,29 +127,16 @@ class KuCoinClient:
                 rest_url=futures_url, rest=self._gateway,  # one scheduler for all of the client's REST
                 transport=ws_transport, clock=clock, wall_clock=wall_clock, gil_switch_interval_s=gil_switch_interval_s)
         self.futures_url = futures_url
-        self._ticker_max_age_s = ticker_max_age_s
-        self._book_max_age_s = book_max_age_s
-        self._first_read_wait_s = first_read_wait_s
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._lock = threading.Lock()  # lifecycle and the subscribed set
+        self._lock = threading.Lock()  # lifecycle
         self._start_lock = threading.Lock()  # one start at a time
         # Held through a whole close: a second close() (the bot's stop watcher and its exit) returns
         # only once the first has joined every thread. Reentrant for a close() from a callback.
         self._close_lock = threading.RLock()
         self._started = False
         self._closed = False
-        self._subscribed: set[tuple[str, ...]] = set()
-        # Symbols whose ticker is subscribed (so known valid): get_ticker's hot path reads this
-        # set without a lock (a membership test of a set only ever added to is atomic).
-        self._live_tickers: set[str] = set()
-        # symbol -> (the cached Ticker last converted, its ccxt dict): a cache hit on an unchanged
-        # ticker costs a dict copy instead of a conversion. Races only convert twice.
-        self._ticker_dicts: dict[str, tuple[Ticker, dict[str, Any]]] = {}
-        self._counts = SourceCounts()
-        self._degraded = DegradedLog()
-        self._degraded_keys = self._degraded.keys  # series served from REST now (hot-path test)
-        self._ohlcv_memo = OhlcvMemo()  # converted rows of unchanged candle series
+        self._market = MarketData(gateway=self._gateway, ws=self._ws, ensure_started=self._ensure_started,
+                                  ticker_max_age_s=ticker_max_age_s, book_max_age_s=book_max_age_s,
+                                  first_read_wait_s=first_read_wait_s, clock=clock, wall_clock=wall_clock)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "started" if self._started else "new"
@@ -188,7 +163,7 @@ class KuCoinClient:
     @property
     def source_counts(self) -> dict[str, int]:
         """Market-data reads served so far, by source: {"websocket": n, "rest": m} (a copy)."""
-        return self._counts.snapshot()
+        return self._market.counts.snapshot()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> KuCoinClient:
@@ -239,6 +214,7 @@ class KuCoinClient:
                 if self._closed:
                     return
                 self._closed = True
+                self._market.closed = True
             self._orders.close()
             if self._ws is not None:
                 self._ws.stop()
@@ -260,29 +236,10 @@ class KuCoinClient:
     def websocket(self) -> KuCoinWebSocket | None:
         return self._ws
 
-    # -- market data ---------------------------------------------------------------------------
+    # -- market data (client/market.py) ---------------------------------------------------------
     def get_ticker(self, symbol: str) -> dict[str, Any]:
         """Return ccxt's ticker for `symbol`, plus `source` ("websocket" or "rest")."""
-        ws = self._ws
-        # Hot path, a few microseconds: a subscribed (hence validated) symbol with a fresh cache.
-        if ws is not None and not self._closed and isinstance(symbol, str) and symbol in self._live_tickers:
-            ticker = ws.get_ticker(symbol, max_age_s=self._ticker_max_age_s)
-            if ticker is not None:
-                return self._ticker_from_cache(ticker)
-        self._check_symbol(symbol)
-        if ws is not None:
-            if self._subscribe(("ticker", symbol), ws.subscribe_ticker, symbol):
-                ticker = ws.wait_for_ticker(symbol, timeout_s=self._first_read_wait_s,
-                                            max_age_s=self._ticker_max_age_s)
-                self._live_tickers.add(symbol)
-            else:
-                ticker = ws.get_ticker(symbol, max_age_s=self._ticker_max_age_s)
-            if ticker is not None:
-                return self._ticker_from_cache(ticker)
-            self._degraded.fell_back(("ticker", symbol))
-        payload = self._rest_get(PATH_TICKER, {"symbol": to_kucoin_id(symbol)})
-        self._count("rest")
-        return ticker_to_ccxt(parse_rest_ticker(payload, received_at=self._clock()))
+        return self._market.get_ticker(symbol)
 
     def get_ohlcv(self, symbol: str, timeframe: str = "1m", limit: int = 100) -> OHLCV:
         """Return the newest `limit` candles, oldest first: [ts_ms, open, high, low, close, volume].
@@ -290,54 +247,11 @@ class KuCoinClient:
         The last row is the candle in progress. Served from the WebSocket cache while its newest
         candle was refreshed within half a candle, otherwise from REST kline history.
         """
-        step_s = timeframe_seconds(timeframe)  # InvalidArgument for an unknown timeframe
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OHLCV_LIMIT:
-            raise InvalidArgument(f"limit must be an int from 1 to {MAX_OHLCV_LIMIT}, got {limit!r}")
-        ws = self._ws
-        key = ("candles", symbol, timeframe)
-        # A subscribed series was validated when it was subscribed: skip the market check.
-        if ws is None or self._closed or not isinstance(symbol, str) or key not in self._subscribed:
-            self._check_symbol(symbol)
-        if ws is not None:
-            max_age_s = step_s / 2
-            if key not in self._subscribed and self._subscribe(key, ws.subscribe_candles, symbol, timeframe):
-                candles = ws.wait_for_candles(symbol, timeframe, timeout_s=self._first_read_wait_s,
-                                              max_age_s=max_age_s)
-            else:
-                candles = ws.get_candles(symbol, timeframe, max_age_s=max_age_s)
-            if candles and len(candles) >= limit:
-                if self._degraded_keys:
-                    self._degraded.recovered(key)
-                return self._served_rows(self._ohlcv_memo.rows(key, candles, limit), "websocket")
-            self._degraded.fell_back(key)
-        # Windows of under 200 periods (kucoin_restfeed.fetch_klines): KuCoin's docs give 200 or
-        # 500 rows a call (protocol notes section 7.1) and do not say which end a longer range
-        # loses, so one call for `limit` > 200 could miss the newest candles.
-        now_ms = int(self._wall_clock() * 1000)
-        candles = fetch_klines(self._rest_get, to_kucoin_id(symbol), timeframe,
-                               from_ms=now_ms - limit * step_s * 1000, to_ms=now_ms, received_at=self._clock())
-        return self._served_rows(candles_to_ccxt(candles, limit), "rest")
+        return self._market.get_ohlcv(symbol, timeframe, limit)
 
     def get_order_book(self, symbol: str, limit: int = 20) -> dict[str, Any]:
         """Return ccxt's order book with `limit` levels per side, plus `source`."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InvalidArgument(f"limit must be a positive int, got {limit!r}")
-        self._check_symbol(symbol)
-        if self._ws is not None:
-            key = ("book", symbol)
-            if self._subscribe(key, self._ws.subscribe_order_book, symbol):
-                book = self._ws.wait_for_order_book(symbol, timeout_s=self._first_read_wait_s,
-                                                    max_age_s=self._book_max_age_s)
-            else:
-                book = self._ws.get_order_book(symbol, max_age_s=self._book_max_age_s)
-            if book is not None:
-                self._degraded.recovered(key)
-                self._count("websocket")
-                return order_book_to_ccxt(book, limit)
-            self._degraded.fell_back(key)
-        payload = self._rest_get(PATH_LEVEL2_SNAPSHOT, {"symbol": to_kucoin_id(symbol)})
-        self._count("rest")
-        return order_book_to_ccxt(parse_rest_order_book(payload, received_at=self._clock()), limit)
+        return self._market.get_order_book(symbol, limit)
 
     def prefetch(self, symbols: Iterable[str], *, timeframes: Iterable[str] = ("1m",), tickers: bool = True,
                  order_books: bool = False, timeout_s: float = PREFETCH_TIMEOUT_S,
@@ -357,26 +271,22 @@ class KuCoinClient:
         Raises:
             InvalidArgument: an unknown symbol or timeframe, a bad timeout (before any subscribe).
         """
-        unique, keys = plan_prefetch(symbols, timeframes, tickers=tickers, order_books=order_books,
+        return self._market.prefetch(symbols, timeframes=timeframes, tickers=tickers, order_books=order_books,
                                      timeout_s=timeout_s, on_symbol_done=on_symbol_done)
+
+    # -- history (client/history.py: paged at LOW priority, for backtests) -----------------------
+    def fetch_ohlcv_history(self, symbol: str, timeframe: str = "1m", *, since_ms: int, until_ms: int,
+                            on_page: Callable[[int, int], object] | None = None) -> list[list[float]]:
+        """Return every candle opening in [since_ms, until_ms), oldest first, as ccxt rows; missing
+        candles stay missing. ``on_page(done, total)`` after each page (a progress bar's hook)."""
         self._ensure_started()
-        for symbol in unique:
-            self._check_symbol(symbol)
-        ws = self._ws
-        if ws is None:
-            if on_symbol_done is not None:
-                for symbol in unique:
-                    on_symbol_done(symbol)
-            return PrefetchResult(ready=(), missing=unique)
-        with self._lock:
-            new = [key for key in keys if key not in self._subscribed]
-            self._subscribed.update(new)
-        self._live_tickers.update(key[1] for key in keys if key[0] == "ticker")
-        result = run_prefetch(ws, unique, keys, subscribe=new, timeout_s=timeout_s,
-                              ticker_max_age_s=self._ticker_max_age_s, book_max_age_s=self._book_max_age_s,
-                              on_symbol_done=on_symbol_done)
-        log.debug("prefetched %d symbols: %d ready, %d missing", len(unique), len(result.ready), len(result.missing))
-        return result
+        return fetch_candle_history(self._gateway, symbol, timeframe, since_ms=since_ms, until_ms=until_ms,
+                                    on_page=on_page)
+
+    def fetch_funding_rate_history(self, symbol: str, *, since_ms: int, until_ms: int) -> list[tuple[int, float]]:
+        """Return (settlement ms, rate) of every funding settlement in [since_ms, until_ms), oldest first."""
+        self._ensure_started()
+        return fetch_funding_history(self._gateway, symbol, since_ms=since_ms, until_ms=until_ms)
 
     # -- orders and account (CRITICAL / HIGH on the scheduler) ---------------------------------
     def create_market_order(self, symbol: str, side: str, amount: int, *, leverage: int | None = None,
@@ -449,42 +359,3 @@ class KuCoinClient:
             raise ClientClosed("KuCoinClient is closed")
         if not self._started:
             self.start()
-
-    def _check_symbol(self, symbol: str) -> None:
-        self._ensure_started()
-        if not isinstance(symbol, str) or symbol not in self._gateway.markets:
-            raise InvalidArgument(f"symbol={symbol!r}: not a KuCoin Futures market "
-                                  "(use ccxt unified symbols such as 'BTC/USDT:USDT')")
-        to_kucoin_id(symbol)  # InvalidArgument for a market we cannot subscribe (dated futures)
-
-    def _subscribe(self, key: tuple[str, ...], subscribe: Callable[..., None], *args: str) -> bool:
-        """Subscribe once per key; return True the first time (the caller then waits)."""
-        with self._lock:
-            if key in self._subscribed:
-                return False
-            self._subscribed.add(key)
-        subscribe(*args)
-        return True
-
-    def _rest_get(self, path: str, params: Any) -> Any:
-        return self._gateway.rest_get(path, params, priority=Priority.NORMAL)
-
-    def _ticker_from_cache(self, ticker: Ticker) -> dict[str, Any]:
-        if self._degraded_keys:
-            self._degraded.recovered(("ticker", ticker.symbol))
-        converted = self._ticker_dicts.get(ticker.symbol)
-        if converted is None or converted[0] is not ticker:
-            converted = (ticker, ticker_to_ccxt(ticker))
-            self._ticker_dicts[ticker.symbol] = converted
-        self._counts.add_websocket()
-        result = converted[1].copy()  # the caller owns its dict, and a fresh "info" in it
-        result["info"] = {}
-        return result
-
-    def _count(self, source: str) -> None:
-        self._counts.add(source)
-
-    def _served_rows(self, rows: Iterable[list[float]], source: str) -> OHLCV:
-        self._count(source)
-        return OHLCV(rows, source)
-

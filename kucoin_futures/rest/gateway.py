@@ -399,9 +399,11 @@ class RestGateway:
 
     # -- Health ----------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        """Return the rate-limit budget per pool and the queue depth per priority."""
+        """Return the rate-limit budget per pool, the queue depth per priority and the calls
+        started so far per priority."""
         return {
             "rate_limit": self._executor.budget(),
             "queue_depths": {p.name: n for p, n in self._executor.queue_depths().items()},
             "in_flight": self._executor.in_flight(),
+            "calls_started": {p.name: n for p, n in self._executor.started_counts().items()},
         }

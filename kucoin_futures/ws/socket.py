@@ -14,9 +14,9 @@ is a subclass of it (``ws/transports.py`` picks one by name):
   its own, handing frames to this loop in batches.
 
 A subclass implements ``_open`` (connect and handshake), ``_is_connected``, ``_write`` and
-``_disconnect``; it delivers each batch of frames read (``feed.on_data``, else ``owner.on_control``,
-else malformed; then ``note_activity`` and ``end_of_batch`` once per batch) and calls ``_ended``
-when its socket is gone. Its connect errors are ``HandshakeRefused``, ``OSError`` or
+``_disconnect``; it hands each frame of a batch read to ``_deliver`` (``feed.on_data``, else
+``owner.on_control``; not JSON: the transport's to judge), then calls ``note_activity`` and
+``end_of_batch`` once per batch, and calls ``_ended`` when its socket is gone. Its connect errors are ``HandshakeRefused``, ``OSError`` or
 ``TimeoutError``, which ``classify_ws_error`` judges the same for every transport.
 """
 from __future__ import annotations
@@ -118,9 +118,15 @@ class Connection:
         return True
 
     # -- called by a transport ------------------------------------------------------------------
-    def _log_received(self, raw: bytes) -> None:
-        # Under this module's logger, whichever transport read it (guarded by self._debug).
-        log.debug("< %s %.200r", self.label, raw)
+    def _deliver(self, raw: bytes, now: float) -> bool:
+        # One frame read: a market push to the feed, anything else JSON to the owner (one call
+        # per frame, the hot path). False if it is not JSON: the transport knows what else it is.
+        if self._debug:
+            log.debug("< %s %.200r", self.label, raw)
+        handled = self._on_data(raw, now, self)
+        if handled is False:
+            self.owner.on_control(self, raw, now)
+        return handled is not None
 
     def _frame_failed(self) -> None:
         # From a transport's safety net (an except block): a bug in the frame path lost a frame.

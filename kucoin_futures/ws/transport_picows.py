@@ -43,12 +43,7 @@ class PicowsConnection(Connection, WSListener):
         try:
             raw = frame.get_payload_as_bytes()
             now = self._clock()
-            if self._debug:
-                self._log_received(raw)
-            handled = self._on_data(raw, now, self)
-            if handled is False:
-                self.owner.on_control(self, raw, now)
-            elif handled is None:
+            if not self._deliver(raw, now):
                 self._not_json(transport, frame, raw, now)
             if frame.last_in_buffer:
                 self._note_alive(now)

@@ -188,12 +188,7 @@ class WsClientConnection(Connection):
         for _ in range(len(frames)):  # not `while frames`: a fast reader must not starve the loop
             raw, now = frames.popleft()
             try:
-                if self._debug:
-                    self._log_received(raw)
-                handled = self._on_data(raw, now, self)
-                if handled is False:
-                    self.owner.on_control(self, raw, now)
-                elif handled is None:
+                if not self._deliver(raw, now):
                     self._note_malformed(raw, now, "not JSON")
             except Exception:  # safety net: a bug here must not kill the socket or the thread
                 self._frame_failed()

@@ -6,8 +6,8 @@ import threading
 import pytest
 
 from api_priority import CallAbandoned, Priority, RateLimit, SchedulerClosed
-from tests.helpers import TIMEOUT_S, FakeClock
-from tests.scheduling.executor_kit import C, H, L, N, StartLog, blocker, our_threads, value
+from tests.helpers import TIMEOUT_S, FakeClock, StartLog
+from tests.scheduling.executor_kit import C, H, L, N, blocker, our_threads, value
 
 def test_constructor_starts_no_thread(make_executor):
     ex = make_executor(workers=3)
