@@ -1,10 +1,21 @@
 """HTTP control endpoints (/sim/...) so a simulator in another process can be driven.
 
-Not part of KuCoin's API. Used by benchmarks against `python -m kucoin_sim`, and handy by hand:
+Not part of KuCoin's API. Used by benchmarks and soaks against `python -m kucoin_sim`, and
+handy by hand:
     curl -X POST 'http://127.0.0.1:PORT/sim/firehose?total=200000&symbols=XBTUSDTM'
     curl -X POST 'http://127.0.0.1:PORT/sim/firehose?total=200000&symbols=XBTUSDTM&topic=level2'
+    curl -X POST 'http://127.0.0.1:PORT/sim/move_price?symbol=XBTUSDTM&price=85000[&only=mark]'
+    curl -X POST 'http://127.0.0.1:PORT/sim/account_mode?mode=UNIFIED'
+    curl -X POST 'http://127.0.0.1:PORT/sim/position_mode?hedged=true'
+    curl -X POST 'http://127.0.0.1:PORT/sim/deleverage?symbol=XBTUSDTM[&lots=3]'
+    curl -X POST 'http://127.0.0.1:PORT/sim/settle_funding?symbol=XBTUSDTM'
+    curl 'http://127.0.0.1:PORT/sim/stop_orders'
+The hooks answer 400 {"error": ...} when refused (an unknown symbol, hedge mode with a position).
 """
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from .appkeys import SIM
@@ -65,8 +76,42 @@ async def pause_market(request: web.Request) -> web.Response:
     return _ok({"paused": sim._market_paused})
 
 
+def _hook(build: Callable[[Any], Callable[[Any, int], Any]]) -> Callable[[web.Request], Any]:
+    """A /sim/ route that runs build(query)(exchange, now_ms) on the loop and pushes its events."""
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            result = request.app[SIM].apply(build(request.query))
+        except SimError as exc:
+            return _bad(f"{exc.code} {exc.msg}")
+        except (KeyError, ValueError) as exc:  # a missing or malformed query parameter
+            return _bad(f"bad request: {exc}")
+        return _ok(result if result is not None else {"ok": True})
+    return handler
+
+
+def _lots(q: Any) -> int | None:
+    return int(q["lots"]) if "lots" in q else None
+
+
+HOOKS: dict[str, Callable[[Any], Callable[[Any, int], Any]]] = {
+    "move_price": lambda q: lambda ex, now: ex.move_price(q["symbol"], float(q["price"]), now,
+                                                          q.get("only") or None),
+    "account_mode": lambda q: lambda ex, now: ex.set_account_mode(q["mode"]),
+    "position_mode": lambda q: lambda ex, now: ex.set_position_mode(q["hedged"] == "true", now),
+    "deleverage": lambda q: lambda ex, now: ex.deleverage(q["symbol"], now, _lots(q)),
+    "settle_funding": lambda q: lambda ex, now: ex.settle_funding(q["symbol"], now),
+}
+
+
+async def stop_orders(request: web.Request) -> web.Response:
+    return _ok(request.app[SIM].exchange.trading.all_stop_orders())
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/sim/state", state)
     app.router.add_post("/sim/firehose", firehose)
     app.router.add_post("/sim/drop_ws", drop_ws)
     app.router.add_post("/sim/pause_market", pause_market)
+    app.router.add_get("/sim/stop_orders", stop_orders)
+    for name, build in HOOKS.items():
+        app.router.add_post(f"/sim/{name}", _hook(build))

@@ -1,8 +1,8 @@
 """The account's trading state and mechanics: orders against the book, fills, positions, wallet.
 
-`Engine` holds one account (balances, positions, orders, fills) and knows how to book a fill,
-rest or cancel an order and what the account owes in margin. Request parsing and REST shapes live
-in trading.py; liquidation and funding in risk.py.
+`Engine` holds one account (balances, positions, orders, fills, waiting stop orders) and knows how
+to book a fill, rest or cancel an order and what the account owes in margin. Request parsing and
+REST shapes live in trading.py; liquidation and funding in risk.py; stop orders in stops.py.
 
 Matching model (documented departures from a real venue):
 - an incoming order takes only market-maker liquidity (`Level.mm`), best price first, respecting
@@ -44,8 +44,12 @@ class Engine:
         self.positions: dict[str, Position] = {}
         self.margin_modes: dict[str, str] = {}
         self.cross_leverages: dict[str, int] = {}
-        self.orders: dict[str, Order] = {}  # every order ever placed, in creation order
+        # every order ever placed, in creation order; a stop order is a StopOrder (stops.py) until
+        # it triggers, then the Order it became takes its place (same id, same position)
+        self.orders: dict[str, Any] = {}
         self._active: dict[str, Order] = {}  # the active ones (ticks look here, not at history)
+        self.stops: dict[str, dict[str, Any]] = {}  # symbol -> id -> untriggered StopOrder
+        self.hedge_mode = False  # positionMode 1; the simulator trades one-way only
         self.fills: list[Fill] = []
         self.funding_records: list[dict[str, Any]] = []
         self._ids = itertools.count(ORDER_ID_BASE)
@@ -75,6 +79,24 @@ class Engine:
 
     def active_orders(self, symbol: str | None = None) -> list[Order]:
         return [o for o in self._active.values() if symbol is None or o.symbol == symbol]
+
+    def waiting_stops(self, symbol: str | None = None) -> list[Any]:
+        """Untriggered stop orders (of one symbol, or all), oldest first."""
+        if symbol is not None:
+            return list(self.stops.get(symbol, {}).values())
+        every = [stop for by_id in self.stops.values() for stop in by_id.values()]
+        return sorted(every, key=lambda stop: int(stop.order_id))  # ids grow with creation
+
+    def client_oid_in_use(self, client_oid: str) -> bool:
+        """True when an active order or an untriggered stop already has this clientOid."""
+        return any(o.client_oid == client_oid for o in self._active.values()) or any(
+            stop.client_oid == client_oid for by_id in self.stops.values() for stop in by_id.values())
+
+    def has_orders_or_position(self, symbol: str | None = None) -> bool:
+        """True when `symbol` (or any symbol) has a position, an active order or a waiting stop."""
+        positions = self.positions.values() if symbol is None else [self.positions.get(symbol)]
+        return (any(p is not None and p.qty for p in positions) or bool(self.active_orders(symbol))
+                or bool(self.waiting_stops(symbol)))
 
     def add_order(self, order: Order) -> None:
         self.orders[order.order_id] = order
@@ -156,7 +178,8 @@ class Engine:
             trade_id=trade_id, order_id=order.order_id, symbol=order.symbol, side=order.side,
             liquidity=liquidity, price=fmt.to_str(ticks), size=lots, value=value, fee_rate=rate,
             open_fee=open_fee, close_fee=fee - open_fee, fee_currency=currency,
-            margin_mode=order.margin_mode, order_type=order.type, trade_type="trade", ts_ms=now_ms))
+            margin_mode=order.margin_mode, order_type=order.type, trade_type="trade", ts_ms=now_ms,
+            stop=order.stop.direction if order.stop else ""))
         self.push_order(order, "match", now_ms, matchPrice=fmt.to_str(ticks), matchSize=str(lots),
                         tradeId=trade_id, liquidity=liquidity,
                         feeType="takerFee" if liquidity == "taker" else "makerFee", tradeType="trade")

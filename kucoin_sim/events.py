@@ -109,15 +109,18 @@ class PrivateEvent:
     """A private push, wire-ready: kind picks the topic family, subject and data are KuCoin's.
 
     kind: "order" (/contractMarket/tradeOrders, subject orderChange),
+          "stop" (/contractMarket/advancedOrders, subject stopOrder),
           "position" (/contract/position:{symbol}, subject position.change / position.settlement),
           "wallet" (/contractAccount/wallet, subject walletBalance.change / availableBalance.change).
-    symbol is None for account-wide events.
+    symbol is None for account-wide events. msg_id is the message-level "id" where KuCoin's
+    example carries one (stopOrder pushes).
     """
 
-    kind: Literal["order", "position", "wallet"]
+    kind: Literal["order", "stop", "position", "wallet"]
     symbol: str | None
     subject: str
     data: dict[str, Any]
+    msg_id: str | None = None
 
 
 Event = Union[BookDelta, BestQuote, Trade, TickerUpdate, CandleUpdate, MarkIndex, FundingRate, PrivateEvent]

@@ -32,3 +32,22 @@ class Exchange:
 
     def drain_events(self) -> list[Event]:
         return self.market.drain_events()
+
+    # -- test hooks (Simulator methods and /sim/ routes; no KuCoin counterpart) ------------------
+    def move_price(self, symbol: str, price: float, now_ms: int,
+                   only: str | None = None) -> dict[str, float]:
+        """Move a symbol's price through a level now (Market.move_price); stops trigger at once."""
+        return self.market.move_price(symbol, price, now_ms, only=only)
+
+    def set_account_mode(self, mode: str) -> None:
+        self.trading.set_account_mode(mode)
+
+    def set_position_mode(self, hedge: bool, now_ms: int) -> None:
+        self.trading.switch_position_mode({"positionMode": "1" if hedge else "0"}, now_ms)
+
+    def deleverage(self, symbol: str, now_ms: int, lots: int | None = None) -> None:
+        self.trading.risk.deleverage(symbol, now_ms, lots)
+
+    def settle_funding(self, symbol: str, now_ms: int) -> None:
+        self.trading.risk.settle_funding_now(symbol, now_ms)
+

@@ -192,6 +192,43 @@ class Market(MarketQueries):
         st.mark = round(index * (1 + st.premium) * (1 + st.basis), st.decimals + 1)
         self.emit(MarkIndex(st.symbol, st.mark, st.index, now_ms))
 
+    # -- test hook -----------------------------------------------------------------------------
+    def move_price(self, symbol: str, price: float, now_ms: int, *,
+                   only: str | None = None) -> dict[str, float]:
+        """Put `symbol`'s price at `price` now, then run its after-tick checks (stops, liquidation).
+
+        Default: the whole market moves there: the base currency's random walk (so contracts on
+        the same coin follow at their next tick), this book (re-quoted, account orders it crosses
+        fill), a public trade at the new best ask = `price` (the last price), and mark = index ×
+        (1 + premium) = `price` (pushed at once). only="mark" / "index" sets just that price until
+        the next 1 s mark update. No KuCoin counterpart: tests use it to cross stop levels.
+        """
+        st = self._state(symbol)
+        if only is None:
+            ticks = max(2, min(st.max_ticks - 1, st.fmt.nearest_ticks(price)))
+            st.driver.log = math.log(ticks / st.p0_ticks)
+            bid, ask = st.quote_prices()
+            if self.hooks is not None:
+                self.hooks.before_quote(symbol, bid, ask, now_ms)
+            st.mm.quote(bid, ask, now_ms)
+            taken = st.book.take_mm("sell", ask, 1, now_ms)
+            self.record_trade(symbol, taker_side="buy", price_ticks=ask, size=max(1, taken),
+                              maker_order_id=st.order_id(), taker_order_id=st.order_id(), now_ms=now_ms)
+            st.basis = 0.0
+            st.mark = round(st.to_float(ask), st.decimals + 1)
+            st.index = round(st.mark / (1 + st.premium), st.decimals + 1)
+        elif only == "mark":
+            st.mark = round(price, st.decimals + 1)
+        elif only == "index":
+            st.index = round(price, st.decimals + 1)
+        else:
+            raise ValueError("only must be None, 'mark' or 'index'")
+        self.emit(MarkIndex(st.symbol, st.mark, st.index, now_ms))
+        if self.hooks is not None:
+            self.hooks.after_tick(symbol, now_ms)
+        self.flush(symbol, now_ms)
+        return {"last": self.last_price(symbol), "mark": st.mark, "index": st.index}
+
     # -- trades and book -----------------------------------------------------------------------
     def record_trade(self, symbol: str, *, taker_side: Side, price_ticks: int, size: int,
                      maker_order_id: str, taker_order_id: str, now_ms: int) -> Trade:

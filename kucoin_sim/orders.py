@@ -7,8 +7,11 @@ Order"). Codes and messages, with the evidence for each:
   (KuCoin's message for prices off the increment; the futures wording is unverified);
 - 300011 "Order price cannot be higher than {maxPrice}" (classic futures error table);
 - 330005 margin mode of the order differs from the symbol's (ccxt's exact message);
-- 330011 a hedge-mode `positionSide` sent to a one-way account (330012 is the reverse case);
+- 330011 a hedge-mode `positionSide` sent to a one-way account, 330012 a one-way order sent to a
+  hedge-mode account (ccxt's exact message); see `check_position_mode`;
 - 100001 "Unavailable to enable both \"postOnly\" and \"hidden\"" (ccxt's comment on 100001).
+Stop orders carry `stop` down|up, `stopPrice` and `stopPriceType` TP|MP|IP (all three required
+together, as the docs say); they are kept by stops.py until they trigger.
 Unknown body fields are ignored, as KuCoin does.
 """
 from __future__ import annotations
@@ -29,6 +32,8 @@ CLIENT_OID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 REMARK_MAX = 100
 TIME_IN_FORCE = ("GTC", "IOC")
 ORDER_TYPES = ("limit", "market")
+STOP_DIRECTIONS = ("down", "up")  # down: price falls to stopPrice or below; up: rises to it or above
+STOP_PRICE_TYPES = ("TP", "MP", "IP")  # last trade, mark, index price
 MARGIN_MODES = ("ISOLATED", "CROSS")
 BUSINESS_HTTP = 200  # KuCoin answers order rejections with HTTP 200 + error body (notes §3.3: [U])
 
@@ -39,6 +44,18 @@ MSG_PRICE_STEP = "Price increment invalid."
 MSG_MARGIN_MODE = "The order's margin mode does not match the selected one. Please switch and try again."
 MSG_HEDGE = ("Your order is in Hedge Mode, while your account is set to One-Way Mode. "
              "Update your settings so they match and try again.")
+MSG_ONE_WAY = ("Your order is in One-Way Mode, while your account is set to Hedge Mode. "
+               "Update your settings so they match and try again.")  # 330012, as ccxt quotes it
+MSG_HEDGE_TRADING = "Hedge-mode orders are not supported by the simulator"  # a departure (README)
+
+
+@dataclass(frozen=True, slots=True)
+class StopSpec:
+    """The trigger of a stop order: direction, price (ticks) and which price it watches."""
+
+    direction: str  # "down" | "up"
+    price_ticks: int
+    price_type: str  # "TP" | "MP" | "IP"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +76,8 @@ class OrderRequest:
     post_only: bool
     time_in_force: str
     remark: str | None
+    stop: StopSpec | None = None
+    position_side: str | None = None
 
 
 @dataclass(slots=True)
@@ -89,6 +108,7 @@ class Order:
     canceled_size: int = 0
     active: bool = True
     resting: bool = False  # its remaining size sits in the book as Level.user
+    stop: StopSpec | None = None  # set on the order a stop became when it triggered
 
     @property
     def remaining(self) -> int:
@@ -117,8 +137,9 @@ class Fill:
     fee_currency: str
     margin_mode: str
     order_type: str
-    trade_type: str  # "trade" | "liquid" | "settlement"
+    trade_type: str  # "trade" | "liquid" | "adl" | "settlement"
     ts_ms: int
+    stop: str = ""  # the stop direction of a triggered stop order's fills
 
     @property
     def fee(self) -> float:
@@ -137,11 +158,6 @@ def parse_order_request(params: dict[str, Any], spec: ContractSpec, fmt: PriceFo
     side = params.get("side")
     if side not in ("buy", "sell") and not (close_order and side in (None, "")):
         raise bad_param("side must be buy or sell")
-    if params.get("stop"):
-        raise bad_param("stop orders are not supported by the simulator")
-    position_side = params.get("positionSide")
-    if position_side not in (None, "", "BOTH"):
-        raise SimError(BUSINESS_HTTP, "330011", MSG_HEDGE)
     post_only = parse_bool(params, "postOnly")
     if post_only and (parse_bool(params, "hidden") or parse_bool(params, "iceberg")):
         raise SimError(BUSINESS_HTTP, "100001", 'Unavailable to enable both "postOnly" and "hidden"')
@@ -155,13 +171,30 @@ def parse_order_request(params: dict[str, Any], spec: ContractSpec, fmt: PriceFo
     return OrderRequest(
         client_oid=client_oid, symbol=spec.symbol, side=side or None, type=order_type, size=size,
         value_qty=value_qty,
-        price_ticks=_price_ticks(params.get("price"), spec, fmt) if order_type == "limit" else None,
+        price_ticks=_limit_price(params.get("price"), spec, fmt) if order_type == "limit" else None,
         leverage=_leverage(params.get("leverage"), required=not close_order),
         margin_mode=_margin_mode(params.get("marginMode")), reduce_only=parse_bool(params, "reduceOnly"),
         close_order=close_order, post_only=post_only and tif != "IOC" and order_type == "limit",
         time_in_force=tif,
         remark=None if remark is None else str(remark),
+        stop=_stop(params, spec, fmt), position_side=params.get("positionSide") or None,
     )
+
+
+def check_position_mode(hedge_mode: bool, position_side: str | None) -> None:
+    """Refuse an order whose positionSide does not fit the account's position mode.
+
+    One-way accounts refuse LONG/SHORT with 330011 and hedge-mode accounts refuse one-way orders
+    with 330012 (KuCoin's codes); hedge-mode LONG/SHORT orders are refused with 400100 because
+    the simulator only trades one-way (a departure, kucoin_sim/README.md).
+    """
+    hedge_side = position_side not in (None, "", "BOTH")
+    if not hedge_mode and hedge_side:
+        raise SimError(BUSINESS_HTTP, "330011", MSG_HEDGE)
+    if hedge_mode and not hedge_side:
+        raise SimError(BUSINESS_HTTP, "330012", MSG_ONE_WAY)
+    if hedge_mode:
+        raise bad_param(MSG_HEDGE_TRADING)
 
 
 def parse_bool(params: dict[str, Any], name: str) -> bool:
@@ -255,10 +288,29 @@ def _decimal(value: Any, name: str) -> Decimal:
     return amount
 
 
-def _price_ticks(value: Any, spec: ContractSpec, fmt: PriceFormat) -> int:
+def _stop(params: dict[str, Any], spec: ContractSpec, fmt: PriceFormat) -> StopSpec | None:
+    direction = params.get("stop")
+    if direction is None or direction == "":
+        return None  # stopPriceType alone (without stop) is ignored
+    if direction not in STOP_DIRECTIONS:
+        raise bad_param("stop must be down or up")
+    price_type = params.get("stopPriceType")
+    if price_type not in STOP_PRICE_TYPES:
+        raise bad_param("stopPriceType must be TP, MP or IP")
+    if params.get("stopPrice") in (None, ""):
+        raise bad_param("stopPrice is required for stop orders")
+    return StopSpec(direction, price_ticks(params["stopPrice"], spec, fmt, "stopPrice"), price_type)
+
+
+def _limit_price(value: Any, spec: ContractSpec, fmt: PriceFormat) -> int:
     if value is None or value == "":
         raise bad_param("price is required for limit orders")
-    price = _decimal(value, "price")
+    return price_ticks(value, spec, fmt, "price")
+
+
+def price_ticks(value: Any, spec: ContractSpec, fmt: PriceFormat, name: str) -> int:
+    """A price field on the contract's tick grid (400100 off-grid, 300011 above maxPrice)."""
+    price = _decimal(value, name)
     if price > Decimal(str(spec.max_price)):
         raise SimError(BUSINESS_HTTP, "300011", f"Order price cannot be higher than {spec.max_price}")
     try:
@@ -292,11 +344,11 @@ def order_payload(order: Order, spec: ContractSpec, fmt: PriceFormat) -> dict[st
     return {
         "id": order.order_id, "symbol": order.symbol, "type": order.type, "side": order.side,
         "price": _price_str(order, fmt), "size": order.size, "value": num_str(order.value),
-        "dealValue": filled_value, "dealSize": order.filled_size, "stp": "", "stop": "",
-        "stopPriceType": "", "stopTriggered": False, "stopPrice": None,
+        "dealValue": filled_value, "dealSize": order.filled_size, "stp": "",
+        **stop_fields(order.stop, fmt, triggered=order.stop is not None),
         "timeInForce": order.time_in_force, "postOnly": order.post_only, "hidden": False,
         "iceberg": False, "leverage": leverage_str(order.leverage), "forceHold": False,
-        "closeOrder": order.close_order, "visibleSize": 0, "clientOid": order.client_oid,
+        "closeOrder": order.close_order, "visibleSize": 0, "clientOid": order.client_oid or None,
         "remark": order.remark, "tags": "", "isActive": order.active,
         "cancelExist": order.canceled_size > 0, "createdAt": order.created_ms,
         "updatedAt": order.updated_ms, "endAt": order.end_ms, "orderTime": order.order_time_ns,
@@ -305,6 +357,14 @@ def order_payload(order: Order, spec: ContractSpec, fmt: PriceFormat) -> dict[st
         "filledSize": order.filled_size, "filledValue": filled_value,
         "status": "open" if order.active else "done", "reduceOnly": order.reduce_only,
     }
+
+
+def stop_fields(stop: StopSpec | None, fmt: PriceFormat, *, triggered: bool) -> dict[str, Any]:
+    """The stop fields of an order object: empty strings and null for a normal order."""
+    if stop is None:
+        return {"stop": "", "stopPriceType": "", "stopTriggered": False, "stopPrice": None}
+    return {"stop": stop.direction, "stopPriceType": stop.price_type, "stopTriggered": triggered,
+            "stopPrice": fmt.to_str(stop.price_ticks)}
 
 
 def order_push(order: Order, fmt: PriceFormat, change: str, now_ms: int, **extra: Any) -> dict[str, Any]:
@@ -325,7 +385,7 @@ def order_push(order: Order, fmt: PriceFormat, change: str, now_ms: int, **extra
         "positionSide": "BOTH", "marginMode": order.margin_mode, "type": change,
         "orderTime": order.order_time_ns, "size": str(order.size),
         "filledSize": str(order.filled_size), "price": _price_str(order, fmt),
-        "remainSize": str(order.remaining if order.active else 0), "clientOid": order.client_oid,
+        "remainSize": str(order.remaining if order.active else 0), "clientOid": order.client_oid or None,
         "status": status, "ts": now_ms * 1_000_000,
     }
     data.update(extra)
@@ -338,7 +398,8 @@ def fill_payload(fill: Fill) -> dict[str, Any]:
         "symbol": fill.symbol, "tradeId": fill.trade_id, "orderId": fill.order_id,
         "side": fill.side, "liquidity": fill.liquidity, "forceTaker": False, "price": fill.price,
         "size": fill.size, "value": num_str(fill.value), "openFeePay": num_str(fill.open_fee),
-        "closeFeePay": num_str(fill.close_fee), "stop": "", "feeRate": fee_rate_str(fill.fee_rate),
+        "closeFeePay": num_str(fill.close_fee), "stop": fill.stop,
+        "feeRate": fee_rate_str(fill.fee_rate),
         "fixFee": "0", "feeCurrency": fill.fee_currency, "marginMode": fill.margin_mode,
         "openFeeTaxPay": "0", "closeFeeTaxPay": "0", "fee": num_str(fill.fee),
         "settleCurrency": fill.fee_currency, "orderType": fill.order_type,

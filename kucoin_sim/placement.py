@@ -10,6 +10,9 @@ serves `POST /api/v1/orders/test`); `execute` creates the order and runs it:
 - a market order that finds no liquidity at all is refused with 300008 (nothing is created);
 - reduce-only and closeOrder orders never exceed the position: the extra size is canceled, as
   KuCoin documents for reduceOnly; with nothing to reduce the order is canceled at once.
+
+A stop order passes `admit` when placed (nothing else: it holds no margin while it waits) and
+`prepare` + `execute` when it triggers (stops.py); it keeps its id, so `execute` takes one.
 """
 from __future__ import annotations
 
@@ -21,7 +24,10 @@ from .engine import Engine
 from .errors import SimError
 from .events import Side
 from .matching import opposite, plan_take, would_take
-from .orders import BUSINESS_HTTP, MSG_MARGIN_MODE, Order, OrderRequest, check_size, size_from_value
+from .orders import (
+    BUSINESS_HTTP, MSG_MARGIN_MODE, Order, OrderRequest, StopSpec, check_position_mode, check_size,
+    size_from_value,
+)
 from .positions import CROSS, closable, risk_tier
 
 log = logging.getLogger(__name__)
@@ -46,20 +52,27 @@ class Ticket:
     value: float
 
 
+def admit(engine: Engine, req: OrderRequest) -> str:
+    """The checks every order passes when placed (stops too); return the symbol's margin mode."""
+    mode = engine.margin_mode(req.symbol)
+    if req.margin_mode and req.margin_mode != mode:
+        raise SimError(BUSINESS_HTTP, "330005", MSG_MARGIN_MODE)
+    check_position_mode(engine.hedge_mode, req.position_side)
+    if req.client_oid and engine.client_oid_in_use(req.client_oid):
+        raise SimError(BUSINESS_HTTP, "300018", MSG_CLIENT_OID)
+    return mode
+
+
 def prepare(engine: Engine, req: OrderRequest) -> Ticket:
     """Resolve and check `req`; raise SimError with KuCoin's code when it must be refused."""
     symbol = req.symbol
     spec = engine.spec(symbol)
     book = engine.market.book(symbol)
-    mode = engine.margin_mode(symbol)
-    if req.margin_mode and req.margin_mode != mode:
-        raise SimError(BUSINESS_HTTP, "330005", MSG_MARGIN_MODE)
-    if any(o.client_oid == req.client_oid for o in engine.active_orders()):
-        raise SimError(BUSINESS_HTTP, "300018", MSG_CLIENT_OID)
+    mode = admit(engine, req)
     pos = engine.positions.get(symbol)
     pos_qty = pos.qty if pos is not None else 0
     side, size = _side_and_size(engine, req, pos_qty)
-    leverage = _leverage(engine, req, mode)
+    leverage = resolve_leverage(engine, req, mode)
     reducing = req.reduce_only or req.close_order
     take_size = min(size, closable(pos_qty, side)) if reducing else size
     cancel_at_once = take_size == 0 or (
@@ -79,17 +92,21 @@ def prepare(engine: Engine, req: OrderRequest) -> Ticket:
     return ticket
 
 
-def execute(engine: Engine, ticket: Ticket, now_ms: int) -> Order:
-    """Create the order of a prepared ticket and run it against the book."""
+def execute(engine: Engine, ticket: Ticket, now_ms: int, *, order_id: str | None = None,
+            created_ms: int | None = None, stop: StopSpec | None = None) -> Order:
+    """Create the order of a prepared ticket and run it against the book.
+
+    A triggered stop passes its own id, creation time and trigger (`stop`).
+    """
     req = ticket.req
     spec = engine.spec(req.symbol)
     order = Order(
-        order_id=engine.next_id(), client_oid=req.client_oid, symbol=req.symbol, side=ticket.side,
-        type=req.type, price_ticks=req.price_ticks, size=ticket.size, leverage=ticket.leverage,
-        margin_mode=ticket.margin_mode, reduce_only=req.reduce_only, close_order=req.close_order,
-        post_only=req.post_only, time_in_force=req.time_in_force, remark=req.remark,
-        settle_currency=spec.settle_currency, value=ticket.value, created_ms=now_ms,
-        updated_ms=now_ms)
+        order_id=order_id or engine.next_id(), client_oid=req.client_oid, symbol=req.symbol,
+        side=ticket.side, type=req.type, price_ticks=req.price_ticks, size=ticket.size,
+        leverage=ticket.leverage, margin_mode=ticket.margin_mode, reduce_only=req.reduce_only,
+        close_order=req.close_order, post_only=req.post_only, time_in_force=req.time_in_force,
+        remark=req.remark, settle_currency=spec.settle_currency, value=ticket.value,
+        created_ms=now_ms if created_ms is None else created_ms, updated_ms=now_ms, stop=stop)
     engine.add_order(order)
     log.info("order %s placed: %s %s %d %s clientOid=%s", order.order_id, req.symbol, ticket.side,
              ticket.size, req.type, req.client_oid)
@@ -137,7 +154,8 @@ def _side_and_size(engine: Engine, req: OrderRequest, pos_qty: int) -> tuple[Sid
     return req.side, check_size(size_from_value(spec, req.value_qty, price), spec)
 
 
-def _leverage(engine: Engine, req: OrderRequest, mode: str) -> float:
+def resolve_leverage(engine: Engine, req: OrderRequest, mode: str) -> float:
+    """The leverage an order uses (cross: the symbol's); 300016 above the contract's maximum."""
     spec = engine.spec(req.symbol)
     if mode == CROSS:
         return float(engine.cross_leverage(req.symbol))  # cross orders use the symbol's setting

@@ -1,7 +1,7 @@
 """List endpoints: filters, newest-first ordering and KuCoin's page wrapper (protocol notes §3.2).
 
-`GET /api/v1/orders` and `GET /api/v1/fills` take currentPage (default 1) and pageSize (default 50,
-at most 1000) and answer {"currentPage","pageSize","totalNum","totalPage","items"}.
+`GET /api/v1/orders`, `/api/v1/stopOrders` and `/api/v1/fills` take currentPage (default 1) and
+pageSize (default 50, at most 1000) and answer {"currentPage","pageSize","totalNum","totalPage","items"}.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .errors import bad_param
-from .orders import Fill, Order
+from .orders import Fill
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -36,7 +36,7 @@ def page(items: Sequence[Any], params: dict[str, Any],
     }
 
 
-def select_orders(orders: Iterable[Order], params: dict[str, Any]) -> list[Order]:
+def select_orders(orders: Iterable[Any], params: dict[str, Any]) -> list[Any]:
     """Filter orders by status (active|done, default done as KuCoin), symbol, side, type and
     createdAt window; newest first."""
     status = params.get("status") or "done"
@@ -49,6 +49,14 @@ def select_orders(orders: Iterable[Order], params: dict[str, Any]) -> list[Order
         and _matches(params, symbol=o.symbol, side=o.side, type=o.type)
         and _in_window(o.created_ms, start, end)
     ]
+    return newest_first(chosen)
+
+
+def select_stops(stops: Iterable[Any], params: dict[str, Any]) -> list[Any]:
+    """Filter untriggered stops by symbol, side, type and createdAt window; newest first."""
+    start, end = int_param(params, "startAt", None), int_param(params, "endAt", None)
+    chosen = [s for s in stops if _matches(params, symbol=s.symbol, side=s.side, type=s.type)
+              and _in_window(s.created_ms, start, end)]
     return newest_first(chosen)
 
 

@@ -2,8 +2,9 @@
 
 Liquidation (kept simple but real):
 - isolated: when the mark price reaches the position's liquidation price (formulas in
-  positions.py), the symbol's open orders are canceled and the position is closed at its
-  bankruptcy price: the whole position margin is lost. A fill with tradeType "liquid" records it.
+  positions.py), the symbol's open orders and untriggered stops are canceled and the position is
+  closed at its bankruptcy price: the whole position margin is lost. A fill with tradeType
+  "liquid" records it; the position push carries changeReason "liquidation".
 - cross: when the cross equity of a settle currency (wallet − isolated margins − order margins +
   cross unrealised PnL) falls to the cross maintenance margin, every cross position in that
   currency is closed at the mark price; the wallet is floored at 0 (the insurance fund pays the
@@ -11,6 +12,9 @@ Liquidation (kept simple but real):
 Funding: at each funding time of a perpetual (`fundingTime` of the market's current funding
 rate), an open position pays (long, positive rate) or receives value × rate at the mark price,
 recorded for `GET /api/v1/funding-history` and pushed as position.settlement.
+Two test hooks (no KuCoin counterpart, the market cannot cause them on its own): `deleverage`
+closes (part of) a position at the mark price as auto-deleveraging (a fill with tradeType "adl",
+changeReason "adl"), and `settle_funding_now` charges the current funding rate at once.
 """
 from __future__ import annotations
 
@@ -23,7 +27,10 @@ from .engine import Engine
 from .events import PrivateEvent
 from .matching import opposite
 from .orders import Fill
-from .positions import CROSS, Position, is_liquidatable, liquidation_prices, risk_tier
+from .positions import (
+    CROSS, ISOLATED, Position, apply_fill, is_liquidatable, liquidation_prices, risk_tier,
+)
+from .stops import StopDesk
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +38,9 @@ log = logging.getLogger(__name__)
 class RiskKeeper:
     """Runs liquidation and funding checks for an Engine, one symbol per call."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, stops: StopDesk) -> None:
         self._engine = engine
+        self._stops = stops
         self._next_funding: dict[str, tuple[int, float]] = {}  # symbol -> (fundingTime ms, rate)
 
     def after_tick(self, symbol: str, now_ms: int) -> None:
@@ -76,6 +84,7 @@ class RiskKeeper:
         fmt = engine.market.fmt(symbol)
         for order in engine.active_orders(symbol):
             engine.cancel(order, now_ms)
+        self._stops.cancel_symbol(symbol, now_ms)
         gross = -loss if loss is not None else pnl(spec, pos.qty, pos.entry_price, price)
         side = opposite("buy" if pos.qty > 0 else "sell")
         lots = abs(pos.qty)
@@ -91,6 +100,40 @@ class RiskKeeper:
         pos.qty = 0
         pos.entry_price = pos.margin = 0.0
         engine.after_position_change(symbol, now_ms, reason="liquidation")
+
+    def deleverage(self, symbol: str, now_ms: int, lots: int | None = None) -> None:
+        """Test hook: auto-deleverage `lots` (default all) of the position at the mark price."""
+        engine = self._engine
+        pos = engine.positions.get(symbol)
+        if pos is None or not pos.qty:
+            raise ValueError(f"no {symbol} position to deleverage")
+        lots = abs(pos.qty) if lots is None else min(lots, abs(pos.qty))
+        spec, fmt = engine.spec(symbol), engine.market.fmt(symbol)
+        ticks = fmt.nearest_ticks(engine.market.mark_price(symbol))
+        price = fmt.to_float(ticks)
+        side = "sell" if pos.qty > 0 else "buy"
+        mode = engine.margin_mode(symbol)
+        effect = apply_fill(pos, spec, side=side, qty=lots, price=price, leverage=1.0, fee=0.0,
+                            isolated=mode == ISOLATED, now_ms=now_ms)
+        currency = spec.settle_currency
+        engine.wallet[currency] = engine.wallet.get(currency, 0.0) + effect.realised_gross
+        engine.fills.append(Fill(
+            trade_id=engine.counterparty_id(), order_id=engine.counterparty_id(), symbol=symbol,
+            side=side, liquidity="taker", price=fmt.to_str(ticks), size=lots,
+            value=contract_value(spec, lots, price), fee_rate=0.0, open_fee=0.0, close_fee=0.0,
+            fee_currency=spec.settle_currency, margin_mode=mode, order_type="market",
+            trade_type="adl", ts_ms=now_ms))
+        log.info("auto-deleveraged %s: %d lots at %s", symbol, lots, price)
+        engine.trim_reduce_only(symbol, now_ms)
+        engine.after_position_change(symbol, now_ms, reason="adl")
+
+    def settle_funding_now(self, symbol: str, now_ms: int) -> None:
+        """Test hook: charge the symbol's current funding rate to its position now."""
+        pos = self._engine.positions.get(symbol)
+        if pos is None or not pos.qty:
+            raise ValueError(f"no {symbol} position to charge funding to")
+        rate = float(self._engine.market.funding_rate_current(symbol, now_ms)["value"])
+        self._charge(pos, funding_ms=now_ms, rate=rate, now_ms=now_ms)
 
     # -- funding -------------------------------------------------------------------------------
     def _settle_funding(self, symbol: str, now_ms: int) -> None:

@@ -99,13 +99,13 @@ PUBLIC: list[Route] = [
 ]
 
 PRIVATE: list[Route] = [
-    Route("GET", "/api/ua/v1/account/mode", "management", 2, True,
-          lambda ex, p, now: {"selfAccountMode": "CLASSIC"}),
+    Route("GET", "/api/ua/v1/account/mode", "management", 2, True, _tr("get_account_mode")),
     Route("GET", "/api/v3/margin/symbols", "management", 3, True, lambda ex, p, now: {"items": []}),
     Route("GET", "/api/v1/isolated/symbols", "management", 3, True, lambda ex, p, now: []),
     Route("GET", "/api/v1/hf/accounts/opened", "management", 2, True, lambda ex, p, now: False),
     Route("POST", "/api/v1/orders/test", "futures", 2, True, _tr("place_order_test")),
     Route("POST", "/api/v1/orders", "futures", 2, True, _tr("place_order")),
+    Route("POST", "/api/v1/st-orders", "futures", 2, True, _tr("place_st_order")),
     Route("DELETE", "/api/v1/orders/client-order/{clientOid}", "futures", 1, True,
           _tr("cancel_order_by_client_oid")),
     Route("GET", "/api/v1/orders/byClientOid", "futures", 5, True, _tr("get_order_by_client_oid")),

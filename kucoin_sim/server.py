@@ -281,6 +281,41 @@ class Simulator:
         """The last trade price of each symbol."""
         return self.call(lambda: {s: self.exchange.market.last_price(s) for s in symbols})
 
+    def stop_orders(self) -> list[dict[str, Any]]:
+        """Every untriggered stop order (KuCoin order dicts), oldest first."""
+        return self.call(self.exchange.trading.all_stop_orders)
+
+    # -- market and account hooks (no KuCoin counterpart; also under /sim/, control.py) --------
+    def apply(self, fn: Callable[[Exchange, int], T]) -> T:
+        """Run fn(exchange, now_ms) on the loop thread (the caller is on it) and push its events."""
+        now = self.now_ms()
+        try:
+            return fn(self.exchange, now)
+        finally:
+            self.pump(now)
+
+    def move_price(self, symbol: str, price: float, *, only: str | None = None) -> dict[str, float]:
+        """Move `symbol` to `price` now: book, last trade, mark and index (or only="mark" /
+        "index"); what that triggers (stops, liquidation) happens and is pushed before this
+        returns. Returns the new {"last", "mark", "index"}."""
+        return self.call(self.apply, lambda ex, now: ex.move_price(symbol, price, now, only))
+
+    def set_account_mode(self, mode: str) -> None:
+        """"CLASSIC" or "UNIFIED": what GET /api/ua/v1/account/mode reports."""
+        self.call(self.apply, lambda ex, now: ex.set_account_mode(mode))
+
+    def set_position_mode(self, hedged: bool) -> None:
+        """Switch the account to hedge (or one-way) mode; SimError when it has anything open."""
+        self.call(self.apply, lambda ex, now: ex.set_position_mode(hedged, now))
+
+    def deleverage(self, symbol: str, lots: int | None = None) -> None:
+        """Auto-deleverage `lots` (default all) of the position at the mark price (tradeType adl)."""
+        self.call(self.apply, lambda ex, now: ex.deleverage(symbol, now, lots))
+
+    def settle_funding(self, symbol: str) -> None:
+        """Charge the symbol's current funding rate to its position now (position.settlement)."""
+        self.call(self.apply, lambda ex, now: ex.settle_funding(symbol, now))
+
     # -- faults --------------------------------------------------------------------------------
     def drop_ws(self) -> int:
         """Abort every open WebSocket connection (a network drop); return how many."""

@@ -9,8 +9,11 @@ status is unverified, notes §3.3; ccxt reads only the body code). Unknown order
 finished order answers 100004 "Order is in not cancelable state" (classic futures error table:
 "order doesn't exist or cannot be canceled"; ccxt maps it to BadRequest).
 
-Trading is the market's TickHooks: resting orders fill in `before_quote`, liquidation and funding
-run in `after_tick`. Private pushes go to `market.emit` as PrivateEvent (see engine.py).
+Trading is the market's TickHooks: resting orders fill in `before_quote`; stop triggers, then
+liquidation and funding run in `after_tick`. Private pushes go to `market.emit` as PrivateEvent
+(see engine.py). Stop orders (stops.py) are found by the order endpoints too: by id and by
+clientOid ("including a stop order", docs-new), canceled by id or clientOid like any order; the
+general order list and cancel-all leave untriggered stops out ("excluding stop orders").
 """
 from __future__ import annotations
 
@@ -25,15 +28,18 @@ from .errors import SimError, bad_param, order_not_found
 from .orders import BUSINESS_HTTP, fill_payload, order_payload, parse_leverage, parse_order_request
 from .placement import execute, leverage_too_high, prepare
 from .positions import CROSS, ISOLATED
-from .queries import int_param, page, recent, select_fills, select_orders
+from .queries import int_param, page, recent, select_fills, select_orders, select_stops
 from .risk import RiskKeeper
+from .stops import StopDesk, StopOrder, parse_bracket, stop_payload
 
 log = logging.getLogger(__name__)
 
 MSG_NOT_CANCELABLE = "Order is in not cancelable state"  # 100004
 MSG_MODE_BLOCKED = "exist.order.or.position"  # 50002, as KuCoin's batchChangeMarginMode reports it
 FUNDING_DEFAULT_COUNT = 10  # funding-history maxCount default (docs-new)
-ONE_WAY = 0  # positionMode: 0 one-way, 1 hedge
+ONE_WAY, HEDGE = 0, 1  # positionMode
+ACCOUNT_MODES = ("CLASSIC", "UNIFIED")  # GET /api/ua/v1/account/mode selfAccountMode
+ST_ORDER_IGNORED = ("stop", "stopPrice")  # not fields of POST /api/v1/st-orders
 
 
 class Trading:
@@ -44,7 +50,9 @@ class Trading:
         self.market = market
         self.user_id = user_id
         self.engine = Engine(market, balances=balances, user_id=user_id)
-        self._risk = RiskKeeper(self.engine)
+        self.stops = StopDesk(self.engine)
+        self.risk = RiskKeeper(self.engine, self.stops)
+        self.account_mode = "CLASSIC"  # a test may set UNIFIED; the classic endpoints still answer
         market.hooks = self
 
     # -- TickHooks -----------------------------------------------------------------------------
@@ -52,36 +60,61 @@ class Trading:
         self.engine.fill_crossed(symbol, bid_ticks, ask_ticks, now_ms)
 
     def after_tick(self, symbol: str, now_ms: int) -> None:
-        self._risk.after_tick(symbol, now_ms)
+        self.stops.after_tick(symbol, now_ms)  # first: a stop-loss fires before a liquidation
+        self.risk.after_tick(symbol, now_ms)
 
     # -- orders --------------------------------------------------------------------------------
     def place_order(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
         req = parse_order_request(params, self._spec(params.get("symbol")),
                                   self.market.fmt(params["symbol"]))
+        if req.stop is not None:
+            return {"orderId": self.stops.place(req, now_ms).order_id, "clientOid": req.client_oid}
         order = execute(self.engine, prepare(self.engine, req), now_ms)
+        return {"orderId": order.order_id, "clientOid": order.client_oid}
+
+    def place_st_order(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
+        """An entry order with a take-profit and/or stop-loss (POST /api/v1/st-orders, stops.py)."""
+        spec = self._spec(params.get("symbol"))
+        fmt = self.market.fmt(spec.symbol)
+        body = {k: v for k, v in params.items() if k not in ST_ORDER_IGNORED}
+        req = parse_order_request(body, spec, fmt)
+        bracket = parse_bracket(params, spec, fmt)
+        order = execute(self.engine, prepare(self.engine, req), now_ms)
+        if bracket is not None:
+            self.stops.attach(order, bracket, now_ms)
         return {"orderId": order.order_id, "clientOid": order.client_oid}
 
     def place_order_test(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
         """Validate like place_order and change nothing (POST /api/v1/orders/test)."""
         req = parse_order_request(params, self._spec(params.get("symbol")),
                                   self.market.fmt(params["symbol"]))
-        prepare(self.engine, req)
+        if req.stop is not None:
+            self.stops.check(req)
+        else:
+            prepare(self.engine, req)
         return {"orderId": self.engine.counterparty_id(), "clientOid": req.client_oid}
 
     def cancel_order(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
         order = self.engine.orders.get(str(params.get("orderId") or ""))
         if order is None or not order.active:
             raise SimError(BUSINESS_HTTP, "100004", MSG_NOT_CANCELABLE)
-        self._cancel([order], now_ms)
+        if isinstance(order, StopOrder):
+            self.stops.cancel([order], now_ms)
+        else:
+            self._cancel([order], now_ms)
         return {"cancelledOrderIds": [order.order_id]}
 
     def cancel_order_by_client_oid(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
         client_oid = params.get("clientOid") or ""
         symbol = self._spec(params.get("symbol")).symbol
         order = next((o for o in self.engine.active_orders(symbol) if o.client_oid == client_oid), None)
-        if order is None:
+        stop = next((s for s in self.engine.waiting_stops(symbol) if s.client_oid == client_oid), None)
+        if not client_oid or (order is None and stop is None):
             raise SimError(BUSINESS_HTTP, "100004", MSG_NOT_CANCELABLE)
-        self._cancel([order], now_ms)
+        if order is not None:
+            self._cancel([order], now_ms)
+        else:
+            self.stops.cancel([stop], now_ms)
         return {"clientOid": client_oid}
 
     def cancel_all_orders(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
@@ -101,15 +134,15 @@ class Trading:
     def get_order_by_client_oid(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
         """The active order with this clientOid, else the newest finished one."""
         client_oid = params.get("clientOid") or ""
-        matches = [o for o in self.engine.orders.values() if o.client_oid == client_oid]
+        matches = [o for o in self.engine.orders.values() if client_oid and o.client_oid == client_oid]
         if not matches:
             raise order_not_found()
         active = [o for o in matches if o.active]
         return self._order_data(active[-1] if active else matches[-1])
 
     def list_orders(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
-        chosen = select_orders(self.engine.orders.values(), params)
-        return page(chosen, params, self._order_data)
+        orders = [o for o in self.engine.orders.values() if not (isinstance(o, StopOrder) and o.active)]
+        return page(select_orders(orders, params), params, self._order_data)
 
     def recent_done_orders(self, params: dict[str, Any], now_ms: int) -> list[dict[str, Any]]:
         done = [o for o in self.engine.orders.values() if not o.active]
@@ -117,10 +150,17 @@ class Trading:
         return [self._order_data(o) for o in chosen]
 
     def list_stop_orders(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
-        return page([], params)  # stop orders are not modelled (place_order refuses `stop`)
+        """Untriggered stops only, newest first, filtered and paged like GET /api/v1/orders."""
+        return page(select_stops(self.engine.waiting_stops(), params), params, self._order_data)
 
     def cancel_stop_orders(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
-        return {"cancelledOrderIds": []}
+        """Cancel the untriggered stops of `symbol` (of every symbol when it is absent)."""
+        symbol = params.get("symbol") or None
+        if symbol is not None:
+            self._spec(symbol)
+        stops = self.engine.waiting_stops(symbol)
+        self.stops.cancel(stops, now_ms)
+        return {"cancelledOrderIds": [s.order_id for s in stops]}
 
     def fills(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
         return page(select_fills(self.engine.fills, params), params, fill_payload)
@@ -217,28 +257,46 @@ class Trading:
             raise bad_param("marginMode must be ISOLATED or CROSS")
         engine = self.engine
         if mode != engine.margin_mode(symbol):
-            pos = engine.positions.get(symbol)
-            if (pos is not None and pos.qty) or engine.active_orders(symbol):
+            if engine.has_orders_or_position(symbol):
                 raise SimError(BUSINESS_HTTP, "50002", MSG_MODE_BLOCKED)
             engine.margin_modes[symbol] = mode
         return {"symbol": symbol, "marginMode": mode}
 
     def get_position_mode(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
-        return {"positionMode": ONE_WAY}
+        return {"positionMode": HEDGE if self.engine.hedge_mode else ONE_WAY}
 
     def switch_position_mode(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
-        """Only one-way mode ("0") exists here; asking for hedge mode ("1") is refused."""
+        """Switch one-way ("0") / hedge ("1"); refused while anything is open (as margin modes).
+
+        In hedge mode the simulator refuses every order (orders.check_position_mode).
+        """
         mode = str(params.get("positionMode", ""))
-        if mode == "1":
-            raise bad_param("Hedge mode is not supported by the simulator")
-        if mode != "0":
+        if mode not in ("0", "1"):
             raise bad_param("positionMode must be 0 or 1")
-        return {"positionMode": ONE_WAY}
+        hedge = mode == "1"
+        if hedge != self.engine.hedge_mode:
+            if self.engine.has_orders_or_position():
+                raise SimError(BUSINESS_HTTP, "50002", MSG_MODE_BLOCKED)
+            self.engine.hedge_mode = hedge
+        return {"positionMode": HEDGE if hedge else ONE_WAY}
+
+    def get_account_mode(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
+        return {"selfAccountMode": self.account_mode}
+
+    def set_account_mode(self, mode: str) -> None:
+        """Test hook: CLASSIC or UNIFIED (what GET /api/ua/v1/account/mode reports)."""
+        if mode not in ACCOUNT_MODES:
+            raise ValueError(f"account mode must be one of {ACCOUNT_MODES}")
+        self.account_mode = mode
 
     # -- state for the server and tests ------------------------------------------------------
     def all_orders(self) -> list[dict[str, Any]]:
         """Every order the account ever placed (KuCoin order objects), oldest first."""
         return [self._order_data(o) for o in self.engine.orders.values()]
+
+    def all_stop_orders(self) -> list[dict[str, Any]]:
+        """Every untriggered stop order (KuCoin order objects), oldest first."""
+        return [self._order_data(s) for s in self.engine.waiting_stops()]
 
     # -- helpers -------------------------------------------------------------------------------
     def _spec(self, symbol: Any) -> Any:
@@ -247,7 +305,8 @@ class Trading:
         return self.market.spec(str(symbol))
 
     def _order_data(self, order: Any) -> dict[str, Any]:
-        return order_payload(order, self.market.spec(order.symbol), self.market.fmt(order.symbol))
+        to_wire = stop_payload if isinstance(order, StopOrder) else order_payload
+        return to_wire(order, self.market.spec(order.symbol), self.market.fmt(order.symbol))
 
     def _cancel(self, orders: list[Any], now_ms: int) -> None:
         for order in orders:

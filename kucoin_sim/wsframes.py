@@ -91,9 +91,11 @@ def _msg(topic: str, subject: str, data: object, sn: int | None = None) -> bytes
     return orjson.dumps(body)
 
 
-def _private(topic: str, subject: str, data: dict, user_id: str) -> bytes:
+def _private(topic: str, subject: str, data: dict, user_id: str, msg_id: str | None) -> bytes:
     msg = {"topic": topic, "type": "message", "subject": subject}
-    if topic == "/contractAccount/wallet":
+    if msg_id is not None:
+        msg["id"] = msg_id
+    elif topic == "/contractAccount/wallet":
         # wallet pushes carry a message id in KuCoin's example; derive one from the version
         msg["id"] = format(int(data.get("version") or data.get("timestamp") or 0), "024x")
     msg.update(channelType="private", userId=user_id, data=data)
@@ -128,6 +130,8 @@ def _private_topics(event: PrivateEvent) -> Iterator[str]:
         yield "/contractMarket/tradeOrders"
         if event.symbol:
             yield f"/contractMarket/tradeOrders:{event.symbol}"
+    elif event.kind == "stop":
+        yield "/contractMarket/advancedOrders"  # docs-new: no per-symbol form of this topic
     elif event.kind == "position":
         if event.symbol:
             yield f"/contract/position:{event.symbol}"
@@ -174,7 +178,7 @@ def event_payload(event: Event, topic: str, user_id: str) -> bytes:
         subject = event.subject
         if event.kind == "order" and topic != "/contractMarket/tradeOrders":
             subject = "symbolOrderChange"
-        return _private(topic, subject, event.data, user_id)
+        return _private(topic, subject, event.data, user_id, event.msg_id)
     raise TypeError(f"no payload for {event!r}")
 
 

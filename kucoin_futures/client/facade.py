@@ -50,6 +50,7 @@ from kucoin_futures.client.history import fetch_candle_history, fetch_funding_hi
 from kucoin_futures.client.market import PREFETCH_TIMEOUT_S, MarketData
 from kucoin_futures.client.options import check_client_options, gil_switch_interval_s_of
 from kucoin_futures.orders.manager import OrderManager
+from kucoin_futures.orders.stops import StopOrders
 from kucoin_futures.client.prefetch import PrefetchResult
 from kucoin_futures.rest.gateway import RestGateway, build_exchange
 from kucoin_futures.client.ccxt_shapes import OHLCV
@@ -137,6 +138,7 @@ class KuCoinClient:
         self._market = MarketData(gateway=self._gateway, ws=self._ws, ensure_started=self._ensure_started,
                                   ticker_max_age_s=ticker_max_age_s, book_max_age_s=book_max_age_s,
                                   first_read_wait_s=first_read_wait_s, clock=clock, wall_clock=wall_clock)
+        self._stops = StopOrders(self._gateway, self._orders, reference_price=self._market.reference_price)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "started" if self._started else "new"
@@ -339,6 +341,53 @@ class KuCoinClient:
     def set_leverage(self, symbol: str, leverage: int) -> dict[str, Any]:
         self._ensure_started()
         return self._orders.set_leverage(symbol, leverage)
+
+    # -- stop orders (orders/stops.py) ---------------------------------------------------------
+    def create_stop_order(self, symbol: str, side: str, amount: int, stop_price: float, *,
+                          price_type: str = "mark", reduce_only: bool = True, close_order: bool = False,
+                          limit_price: float | None = None, client_oid: str | None = None) -> dict[str, Any]:
+        """Place a stop that rests on the exchange until ``price_type``'s price ("mark", "last" or
+        "index") reaches ``stop_price``, then sends a market order (a limit one at
+        ``limit_price``); return ccxt's order dict.
+
+        The direction is not yours to give: below the current price the stop triggers on a fall,
+        above it on a rise, whatever the side (a sell below is a long's stop-loss, a sell above
+        its take-profit); a stop price equal to the current price is refused. ``close_order``
+        closes the whole position when it triggers. Checked and sent as every order: never twice,
+        an ambiguous send looked up by clientOid.
+
+        Raises:
+            InvalidArgument: a bad argument or a stop price on the current price (nothing sent).
+            ExchangeRejected (e.g. 300004: 50 stops wait on this contract), OrderNotPlaced,
+            OrderOutcomeUnknown: as create_market_order.
+        """
+        self._ensure_started()
+        return self._stops.create_stop_order(symbol, side, amount, stop_price, price_type=price_type,
+                                             reduce_only=reduce_only, close_order=close_order,
+                                             limit_price=limit_price, client_oid=client_oid)
+
+    def get_stop_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """Return the untriggered stops (of `symbol`, or all) as ccxt order dicts."""
+        self._ensure_started()
+        return self._stops.get_stop_orders(symbol)
+
+    def cancel_stop_order(self, order_id: str | None = None, *, client_oid: str | None = None,
+                          symbol: str | None = None) -> dict[str, Any]:
+        """Cancel one untriggered stop by exchange id, or by `client_oid` with its `symbol`;
+        return its order dict. OrderNotFound if there is no such stop."""
+        self._ensure_started()
+        return self._stops.cancel_stop_order(order_id, client_oid=client_oid, symbol=symbol)
+
+    def cancel_stop_orders(self, symbol: str) -> list[str]:
+        """Cancel every untriggered stop of `symbol`; return the exchange ids cancelled."""
+        self._ensure_started()
+        return self._stops.cancel_stop_orders(symbol)
+
+    def get_mark_price(self, symbol: str) -> dict[str, Any]:
+        """Return {"symbol", "markPrice", "indexPrice", "timestamp", "source"} (REST)."""
+        mark = self._market.get_mark_price(symbol)
+        return {"symbol": mark.symbol, "markPrice": mark.mark, "indexPrice": mark.index,
+                "timestamp": mark.ts_ms, "source": mark.source}
 
     # -- health --------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from operator import methodcaller
 from typing import Any
 
 from kucoin_futures.client.ccxt_shapes import (
@@ -25,8 +26,8 @@ from kucoin_futures.client.ccxt_shapes import (
 from kucoin_futures.client.health import DegradedLog, SourceCounts
 from kucoin_futures.client.prefetch import PrefetchResult, plan_prefetch, run_prefetch
 from kucoin_futures.errors import InvalidArgument
-from kucoin_futures.protocol.parse import parse_rest_order_book, parse_rest_ticker
-from kucoin_futures.protocol.types import Ticker, timeframe_seconds, to_kucoin_id
+from kucoin_futures.protocol.parse import parse_rest_mark_price, parse_rest_order_book, parse_rest_ticker
+from kucoin_futures.protocol.types import MarkPrice, Ticker, timeframe_seconds, to_kucoin_id
 from kucoin_futures.rest.gateway import RestGateway
 from kucoin_futures.rest.public import PATH_LEVEL2_SNAPSHOT, fetch_klines
 from kucoin_futures.scheduling.pools import Priority
@@ -186,6 +187,26 @@ class MarketData:
                               on_symbol_done=on_symbol_done)
         log.debug("prefetched %d symbols: %d ready, %d missing", len(unique), len(result.ready), len(result.missing))
         return result
+
+    def get_mark_price(self, symbol: str, *, priority: Priority = Priority.NORMAL) -> MarkPrice:
+        """The mark and index prices of ``symbol``, from REST (GET mark-price/{symbol}/current)."""
+        self._check_symbol(symbol)
+        fetch = methodcaller("futuresPublicGetMarkPriceSymbolCurrent", {"symbol": to_kucoin_id(symbol)})
+        payload = self._gateway.call(priority, "fetch_mark_price", fetch)
+        return parse_rest_mark_price(payload, received_at=self._clock())
+
+    def reference_price(self, symbol: str, price_type: str) -> float:
+        """The current price a stop of ``price_type`` ("last", "mark", "index") watches, read
+        fresh for a stop being placed: mark and index from REST at CRITICAL, the last trade from
+        the ticker (the WebSocket cache when fresh)."""
+        if price_type == "last":
+            last = self.get_ticker(symbol).get("last")
+            if last is None:  # a tickerV2-only cache has no last trade
+                last = ticker_to_ccxt(parse_rest_ticker(self._rest_get(PATH_TICKER, {"symbol": to_kucoin_id(symbol)}),
+                                                        received_at=self._clock()))["last"]
+            return float(last)
+        mark = self.get_mark_price(symbol, priority=Priority.CRITICAL)
+        return mark.mark if price_type == "mark" else mark.index
 
     # -- internals -----------------------------------------------------------------------------
     def _check_symbol(self, symbol: str) -> None:

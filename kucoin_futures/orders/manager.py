@@ -211,8 +211,8 @@ class OrderManager:
         request = build_order_request(
             self._gateway.market(symbol), side=side, order_type=OrderType.MARKET, amount=amount,
             leverage=leverage, reduce_only=reduce_only, margin_mode=margin_mode,
-            client_oid=self._client_oid(client_oid))
-        return self._place(request)
+            client_oid=self.client_oid(client_oid))
+        return self.place(request)
 
     def create_limit_order(self, symbol: str, side: str, amount: int, price: float, *,
                            leverage: int | None = None, post_only: bool = False, reduce_only: bool = False,
@@ -221,8 +221,8 @@ class OrderManager:
         request = build_order_request(
             self._gateway.market(symbol), side=side, order_type=OrderType.LIMIT, amount=amount,
             price=price, leverage=leverage, post_only=post_only, reduce_only=reduce_only,
-            margin_mode=margin_mode, client_oid=self._client_oid(client_oid))
-        return self._place(request)
+            margin_mode=margin_mode, client_oid=self.client_oid(client_oid))
+        return self.place(request)
 
     def close_position(self, symbol: str) -> dict[str, Any]:
         """Close the whole position in ``symbol`` at market (KuCoin closeOrder); return the order.
@@ -241,12 +241,15 @@ class OrderManager:
         request = OrderRequest(symbol, side, OrderType.MARKET, contracts, None, None, post_only=False,
                                reduce_only=True, margin_mode=None, client_oid=self._client_oids.new(),
                                close_position=True)
-        return self._place(request)
+        return self.place(request)
 
-    def _client_oid(self, client_oid: str | None) -> str:
+    def client_oid(self, client_oid: str | None) -> str:
+        """``client_oid`` checked, or a new one of ours when None."""
         return self._client_oids.new() if client_oid is None else check_client_oid(client_oid)
 
-    def _place(self, request: OrderRequest) -> dict[str, Any]:
+    def place(self, request: OrderRequest) -> dict[str, Any]:
+        """Send a checked request once (CRITICAL) and return ccxt's order dict; an ambiguous send
+        is resolved by clientOid lookup (raises as ``create_market_order``)."""
         cid = request.client_oid
         self._client_oids.reserve(cid)
         attempt = Attempt(request)
@@ -261,8 +264,9 @@ class OrderManager:
         except KuCoinError:
             self._client_oids.release(cid)  # refused, or never sent: the clientOid may be reused
             raise
-        log.info("order placed: %s %s %s %d client_oid=%s", request.symbol, request.side,
-                 request.order_type, request.amount, cid)
+        log.info("%s placed: %s %s %s %d client_oid=%s", "order" if request.stop is None else
+                 f"stop ({request.stop.direction} at {request.stop.stop_price} {request.stop.price_type})",
+                 request.symbol, request.side, request.order_type, request.amount, cid)
         return _with_request(order, request)
 
     def _send(self, attempt: Attempt, exchange: Any) -> dict[str, Any]:
@@ -387,4 +391,6 @@ def _with_request(order: dict[str, Any], request: OrderRequest) -> dict[str, Any
         "postOnly": request.post_only,
         "reduceOnly": request.reduce_only,
     }
+    if request.stop is not None:
+        filled_in.update(triggerPrice=float(request.stop.stop_price), stopPrice=float(request.stop.stop_price))
     return {**order, **{k: v for k, v in filled_in.items() if order.get(k) is None}}

@@ -23,8 +23,8 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -33,10 +33,10 @@ from kucoin_futures.protocol.types import Side
 from kucoin_futures.protocol.wire import CLIENT_OID_RE
 
 __all__ = [
-    "KUCOIN_TIMESTAMP_WINDOW_S", "OrderRequest", "OrderType", "ResolvePolicy", "Verdict", "Wait",
-    "build_order_request", "check_client_oid", "check_currency", "check_leverage", "check_margin_mode",
-    "check_order_id",
-    "format_client_oid", "opposite_side", "resolve_step",
+    "KUCOIN_TIMESTAMP_WINDOW_S", "STOP_PRICE_TYPES", "OrderRequest", "OrderType", "ResolvePolicy", "StopSpec",
+    "Verdict", "Wait", "build_order_request", "build_stop_request", "check_client_oid", "check_currency",
+    "check_leverage", "check_margin_mode", "check_order_id", "format_client_oid", "opposite_side", "resolve_step",
+    "stop_direction",
 ]
 
 KUCOIN_TIMESTAMP_WINDOW_S = 5.0  # 400002 beyond this skew between KC-API-TIMESTAMP and the server
@@ -50,6 +50,31 @@ class OrderType(enum.StrEnum):
 
     MARKET = "market"
     LIMIT = "limit"
+
+
+# A stop's trigger price, by our name: KuCoin's stopPriceType (TP trade, MP mark, IP index).
+STOP_PRICE_TYPES = {"last": "TP", "mark": "MP", "index": "IP"}
+
+
+@dataclass(frozen=True, slots=True)
+class StopSpec:
+    """What makes an order a stop: it triggers when ``price_type``'s price reaches ``stop_price``
+    moving ``direction`` ("down": falls to it, "up": rises to it); ``close_order`` closes the
+    whole position then (KuCoin closeOrder)."""
+
+    direction: str  # KuCoin's stop: "down" | "up"
+    stop_price: Decimal
+    price_type: str  # "last" | "mark" | "index"
+    close_order: bool
+
+    def ccxt_params(self) -> dict[str, Any]:
+        # ccxt derives ``stop`` from the side alone (ccxt#14956); ours, sent explicitly, wins:
+        # ccxt merges the caller's params over its own request.
+        params: dict[str, Any] = {"triggerPrice": str(self.stop_price), "stop": self.direction,
+                                  "stopPriceType": STOP_PRICE_TYPES[self.price_type]}
+        if self.close_order:
+            params["closeOrder"] = True
+        return params
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +92,13 @@ class OrderRequest:
     margin_mode: str | None  # "isolated" | "cross" | None (the position's current mode)
     client_oid: str
     close_position: bool = False  # KuCoin closeOrder: close the whole position at market
+    stop: StopSpec | None = None  # a stop order: rests untriggered until its price is reached
 
     def ccxt_params(self) -> dict[str, Any]:
         """Return the ``params`` of ccxt's create_order (ccxt upper-cases marginMode)."""
         params: dict[str, Any] = {"clientOid": self.client_oid}
+        if self.stop is not None:
+            params.update(self.stop.ccxt_params())
         if self.leverage is not None:
             params["leverage"] = self.leverage
         if self.post_only:
@@ -216,6 +244,49 @@ def format_client_oid(prefix: str, now_ms: int, nonce: str, seq: int) -> str:
     if CLIENT_OID_PREFIX_RE.fullmatch(prefix) is None:
         raise InvalidArgument(f"client_oid_prefix={prefix!r}: at most 8 characters of [A-Za-z0-9_]")
     return check_client_oid(f"{prefix}-{now_ms}-{nonce}-{seq}".lstrip("-"))
+
+
+def stop_direction(stop_price: Decimal, current_price: Decimal, price_type: str) -> str:
+    """KuCoin's ``stop`` for a stop at ``stop_price`` while ``price_type``'s price is ``current_price``.
+
+    Below the price it triggers on the way down, above it on the way up, whatever the side: a
+    sell below is a long's stop-loss, a sell above a long's take-profit. A stop at the current
+    price is refused: which way it would trigger is not defined.
+    """
+    if stop_price < current_price:
+        return "down"
+    if stop_price > current_price:
+        return "up"
+    raise InvalidArgument(f"stop_price={stop_price}: equal to the current {price_type} price; a stop must "
+                          "be below it (triggers on a fall) or above it (triggers on a rise)")
+
+
+def build_stop_request(
+    market: Mapping[str, Any],
+    *,
+    side: Any,
+    amount: Any,
+    stop_price: Any,
+    price_type: Any,
+    current_price: Callable[[], float],
+    reduce_only: Any,
+    close_order: Any,
+    limit_price: Any,
+    margin_mode: Any = None,
+    client_oid: str,
+) -> OrderRequest:
+    """Check a stop order against ``market``, then against the current price of its ``price_type``
+    (``current_price()`` is asked only once every argument is valid)."""
+    if price_type not in STOP_PRICE_TYPES:
+        raise InvalidArgument(f"price_type={price_type!r}: one of {', '.join(map(repr, STOP_PRICE_TYPES))}")
+    stop = check_price(market, stop_price)
+    close = _check_bool("close_order", close_order)
+    order = build_order_request(
+        market, side=side, order_type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
+        amount=amount, price=limit_price, reduce_only=reduce_only, margin_mode=margin_mode, client_oid=client_oid)
+    direction = stop_direction(stop, _number("current price", current_price()), price_type)
+    return replace(order, reduce_only=order.reduce_only or close,
+                   stop=StopSpec(direction, stop, price_type, close))
 
 
 def build_order_request(

@@ -27,6 +27,7 @@ from kucoin_futures.protocol.types import (
     BookDelta,
     Candle,
     Event,
+    MarkPrice,
     OrderBook,
     Pong,
     ServerError,
@@ -57,7 +58,7 @@ from kucoin_futures.protocol.wire import (
 
 __all__ = [
     "decode_frame", "parse_bullet", "parse_candle", "parse_frame", "parse_level2",
-    "parse_rest_klines", "parse_rest_order_book", "parse_rest_ticker", "parse_ticker",
+    "parse_rest_klines", "parse_rest_mark_price", "parse_rest_order_book", "parse_rest_ticker", "parse_ticker",
     "parse_ticker_v2",
 ]
 
@@ -109,6 +110,25 @@ def parse_rest_ticker(payload: Any, *, received_at: float) -> Ticker:
     """
     data = read_dict(unwrap_envelope(payload), "data")
     return _ticker(data, with_last=True, received_at=received_at, source=SOURCE_REST)
+
+
+def parse_rest_mark_price(payload: Any, *, received_at: float) -> MarkPrice:
+    """Return the mark and index prices of ``GET /api/v1/mark-price/{symbol}/current``.
+
+    Example::
+
+        {"code": "200000", "data": {"symbol": "XBTUSDTM", "granularity": 1000,
+         "timePoint": 1729254307000, "value": 67687.08, "indexPrice": 67683.58}}
+    """
+    data = read_dict(unwrap_envelope(payload), "data")
+    return MarkPrice(
+        symbol=read_name(to_unified, read_str(data.get("symbol"), "symbol")),
+        mark=read_price(data.get("value"), "value"),
+        index=read_price(data.get("indexPrice"), "indexPrice"),
+        ts_ms=read_int(data.get("timePoint"), "timePoint"),
+        received_at=received_at,
+        source=SOURCE_REST,
+    )
 
 
 def parse_rest_klines(payload: Any, *, received_at: float) -> tuple[Candle, ...]:

@@ -30,6 +30,7 @@ __all__ = [
     "BookDelta",
     "Candle",
     "Event",
+    "MarkPrice",
     "OrderBook",
     "Pong",
     "PriceLevel",
@@ -115,6 +116,18 @@ class OrderBook:
     bids: tuple[PriceLevel, ...]
     asks: tuple[PriceLevel, ...]
     sequence: int
+    ts_ms: int
+    received_at: float
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPrice:
+    """A contract's mark and index prices at ``ts_ms`` (what mark- and index-price stops watch)."""
+
+    symbol: str
+    mark: float
+    index: float
     ts_ms: int
     received_at: float
     source: Source

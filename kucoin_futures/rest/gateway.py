@@ -101,6 +101,10 @@ ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType({
     "fetch_positions": Endpoint("GET", "/api/v1/positions", FUTURES_POOL, 2),
     "fetch_position": Endpoint("GET", "/api/v1/position", FUTURES_POOL, 2),
     "set_leverage": Endpoint("POST", "/api/v2/changeCrossUserLeverage", FUTURES_POOL, 2),
+    "fetch_mark_price": Endpoint("GET", "/api/v1/mark-price/{symbol}/current", PUBLIC_POOL, 3),
+    "fetch_stop_orders": Endpoint("GET", "/api/v1/stopOrders", FUTURES_POOL, 6),
+    "cancel_stop_orders": Endpoint("DELETE", "/api/v1/stopOrders", FUTURES_POOL, 15),
+    "cancel_order_by_client_oid": Endpoint("DELETE", "/api/v1/orders/client-order/{clientOid}", FUTURES_POOL, 1),
 })
 # Public GETs the WebSocket layer may route through submit_get(): path -> operation.
 PUBLIC_GET_PATHS = MappingProxyType({

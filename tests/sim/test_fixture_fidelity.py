@@ -24,7 +24,6 @@ NOT_MODELLED = {
     "rest_error_400100_cancel": "spot wording; futures cancels of finished orders answer 100004 (ccxt issue #14096)",
     "ws_snapshot_24h": "the /contractMarket/snapshot topic is not served",
     "ws_announcement_funding_begin": "the /contract/announcement topic is not served",
-    "ws_stop_order": "stop orders are not modelled",
     "ws_error_415_type_not_supported": "unknown message types answer code 400",
     "ws_error_509_permits": "the per-connection subscription rate is not modelled",
     "ws_ping": "a client frame, nothing to serve",
@@ -245,6 +244,21 @@ def test_private_ws_pushes_match_docs(fsim: Simulator) -> None:
     assert shape_diff({k: str(v) for k, v in classic.items()}, served) == []
     assert all(float(served[k]) >= 0 for k in ("availableBalance", "holdBalance"))
     _assert_same_shape("ws_trade_orders_match", match)
+
+
+def test_stop_order_push_matches_docs(fsim: Simulator) -> None:
+    _, _, book = http(fsim, "GET", "/api/v1/level2/depth20?symbol=ADAUSDTM")
+    level = round(book["data"]["bids"][-1][0] * 0.5, 4)
+    with WsClient(fsim, private=True) as client:
+        assert client.subscribe("/contractMarket/advancedOrders", privateChannel=True)["type"] == "ack"
+        _, _, placed = http(fsim, "POST", "/api/v1/orders", {
+            "clientOid": "fx-stop", "side": "sell", "symbol": "ADAUSDTM", "type": "limit", "price": str(level),
+            "leverage": 2, "size": 1, "stop": "down", "stopPrice": str(level), "stopPriceType": "TP",
+            "reduceOnly": True}, signed=True)
+        served = client.recv_until(lambda f: f.get("subject") == "stopOrder", what="stopOrder push")
+    http(fsim, "DELETE", "/api/v1/stopOrders?symbol=ADAUSDTM", signed=True)
+    assert served["data"]["orderId"] == placed["data"]["orderId"]
+    _assert_same_shape("ws_stop_order", served)
 
 
 def test_every_fixture_is_compared_or_listed() -> None:

@@ -184,14 +184,27 @@ def test_cross_leverage_settings():
     assert (too_high.value.code, garbage.value.code) == ("300016", "400100")
 
 
-def test_position_mode_is_one_way_only():
+def test_position_mode_switches_only_when_flat_and_hedge_mode_trades_nothing():
+    """Hedge mode can be set (and read back) with nothing open; the simulator then refuses
+    one-way orders with KuCoin's 330012 and hedge orders (positionSide) with 400100."""
     _, trading = make_trading()
-    with pytest.raises(SimError) as hedge:
+    trading.place_order(order_body("buy", 1), T0)
+    with pytest.raises(SimError) as busy:
         trading.switch_position_mode({"positionMode": "1"}, T0)
+    trading.place_order(order_body("sell", 1, client_oid="c-2"), T0)
+    switched = trading.switch_position_mode({"positionMode": "1"}, T0)
+    with pytest.raises(SimError) as one_way:
+        trading.place_order(order_body("buy", 1, client_oid="c-3"), T0)
+    with pytest.raises(SimError) as hedged:
+        trading.place_order(order_body("buy", 1, client_oid="c-4", positionSide="LONG"), T0)
 
-    assert trading.get_position_mode({}, T0) == {"positionMode": 0}
+    assert busy.value.code == "50002"
+    assert switched == {"positionMode": 1} == trading.get_position_mode({}, T0)
+    assert (one_way.value.code, hedged.value.code) == ("330012", "400100")
     assert trading.switch_position_mode({"positionMode": "0"}, T0) == {"positionMode": 0}
-    assert hedge.value.code == "400100"
+    with pytest.raises(SimError) as garbage:
+        trading.switch_position_mode({"positionMode": "2"}, T0)
+    assert garbage.value.code == "400100"
 
 
 def test_max_open_size_from_available_balance():

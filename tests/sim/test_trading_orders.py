@@ -310,17 +310,6 @@ def test_recent_lists_cover_the_last_24_hours():
     assert trading.recent_fills({"symbol": "XBTUSDM"}, T0 + 1) == []
 
 
-def test_stop_orders_are_not_modelled():
-    _, trading = make_trading()
-    with pytest.raises(SimError) as refused:
-        trading.place_order(order_body("buy", 1, stop="up", stopPrice="95000", stopPriceType="MP"), T0)
-
-    assert refused.value.code == "400100"
-    assert trading.list_stop_orders({}, T0) == {
-        "currentPage": 1, "pageSize": 50, "totalNum": 0, "totalPage": 0, "items": []}
-    assert trading.cancel_stop_orders({"symbol": XBT}, T0) == {"cancelledOrderIds": []}
-
-
 def test_order_test_endpoint_validates_without_placing():
     market, trading = make_trading()
     ack = trading.place_order_test(order_body("buy", 12), T0)
