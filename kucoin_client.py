@@ -10,6 +10,8 @@
         client.create_market_order(...) / create_limit_order(...) / cancel_order(...)
         client.get_order(...) / get_open_orders(...) / close_position(...)
         client.get_balance() / get_positions() / set_leverage(...) / health()
+        client.create_stop_order(...) / get_stop_orders(...) / cancel_stop_order(...)
+        client.check_account_modes(symbols, margin_mode="isolated") / get_mark_price(symbol)
 
 Defined in kucoin_futures.client.facade (see README "Using the library").
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from kucoin_futures.client.facade import (
     OHLCV,
+    AccountModeError,
     AuthError,
     ClientClosed,
     ConfigError,
@@ -38,6 +41,7 @@ from kucoin_futures.client.facade import (
 
 __all__ = [
     "OHLCV",
+    "AccountModeError",
     "AuthError",
     "ClientClosed",
     "ConfigError",

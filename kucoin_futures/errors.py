@@ -27,6 +27,7 @@ substring. This module is stdlib-only so that any layer (``config.py`` included)
 from __future__ import annotations
 
 __all__ = [
+    "AccountModeError",
     "AuthError",
     "ClientClosed",
     "ConfigError",
@@ -103,6 +104,15 @@ class ConfigError(KuCoinError):
     def __init__(self, message: str, *, variable: str | None = None) -> None:
         super().__init__(message)
         self.variable = variable
+
+
+class AccountModeError(ConfigError):
+    """The KuCoin account is set up in a way this client does not trade: a UNIFIED account, hedge
+    position mode, or a contract whose margin mode cannot be set (``symbol`` names it)."""
+
+    def __init__(self, message: str, *, symbol: str | None = None, variable: str | None = None) -> None:
+        super().__init__(message, variable=variable)
+        self.symbol = symbol
 
 
 class ClientClosed(KuCoinError):

@@ -26,7 +26,7 @@ from .faults import STARTUP_TARGETS, Injector
 from .model import (
     Plan, PlannedRestart, Recording, RestartKind, Run, RunEnd, Sample, Secret,
 )
-from .observe import fills_from_sim, market_state, orders_from_sim, proc_status, read_journal, sim_symbol
+from .observe import fills_from_sim, market_state, orders_from_sim, proc_status, read_journal, resting_stops, sim_symbol
 from .plan import make_plan
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,8 @@ class Soak:
         up = tracker is not None and tracker.up
         self._samples.append(Sample(t=now, bot_up=up, bot_ready=up and bool(tracker.scans),
                                     run=tracker.proc.index if tracker is not None else len(self._runs),
-                                    positions=positions, last=last, mark=mark, protections=protections))
+                                    positions=positions, last=last, mark=mark, protections=protections,
+                                    stops=resting_stops(self.sim)))
 
     # -- the record -------------------------------------------------------------------------------
     def _recording(self) -> Recording:

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .model import (
-    REST_FAULTS, CheckResult, Fill, Order, Recording, Run, RunEnd, Sample, Secret, Status, Violation,
+    REST_FAULTS, CheckResult, Fill, Order, Recording, Run, RunEnd, Sample, Secret, Status, Violation, in_window,
 )
+from .resting import check_resting_stops
 
 PROTECTION_GRACE_S = 10.0  # an open position must have its protections row within this
 STALE_ROW_GRACE_S = 25.0  # a row for a flat symbol goes within this (the bot re-reads positions every 15 s)
@@ -46,6 +47,7 @@ def check_all(rec: Recording) -> list[CheckResult]:
         check_protected(rec.samples, rest),  # journaling and adopting need REST, not the WebSocket
         check_no_stale_rows(rec.samples, rest),
         check_stops(rec.samples, every),  # a WebSocket fault may leave the bot a stale price
+        check_resting_stops(rec.samples, rest),  # placing a stop needs REST only
         check_keeps_trading(rec.runs, rest),  # scans fall back to REST without the WebSocket
         check_no_crash(rec.runs, rec.outputs),
         check_sigterm(rec.runs, rec.outputs),
@@ -58,10 +60,6 @@ def fault_windows(rec: Recording, *, rest_only: bool = False) -> list[tuple[floa
     """The faults' windows (only those of REST_FAULTS with `rest_only`)."""
     return [(f.window_start, f.window_end) for f in rec.faults
             if f.window_end > f.window_start and (not rest_only or f.kind in REST_FAULTS)]
-
-
-def in_window(t: float, windows: Windows) -> bool:
-    return any(start <= t <= end for start, end in windows)
 
 
 def uncovered_s(start: float, end: float, windows: Windows) -> float:

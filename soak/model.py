@@ -7,7 +7,7 @@ converted once, where they are read (observe.py). Symbols are the simulator's Ku
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -124,6 +124,18 @@ class Protection:
 
 
 @dataclass(frozen=True, slots=True)
+class RestingStop:
+    """An untriggered stop order on the exchange, as the invariants need it."""
+
+    side: str  # "buy" | "sell"
+    direction: str  # KuCoin's stop: "down" | "up"
+    stop_price: float
+    size: int
+    reduce_only: bool
+    close_order: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One look at the world: the exchange's positions and prices, the journal's protections."""
 
@@ -135,6 +147,7 @@ class Sample:
     last: Mapping[str, float] = field(default_factory=dict)  # symbol -> last trade price
     mark: Mapping[str, float] = field(default_factory=dict)  # symbol -> mark price (open positions)
     protections: Mapping[str, Protection] | None = None  # None: no `protections` table
+    stops: Mapping[str, tuple[RestingStop, ...]] = field(default_factory=dict)  # symbol -> untriggered stops
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,3 +223,8 @@ class CheckResult:
     def of(cls, name: str, violations: list[Violation], note: str = "") -> CheckResult:
         status = Status.VIOLATED if violations else Status.OK
         return cls(name, status, tuple(violations), note)
+
+
+def in_window(t: float, windows: Sequence[tuple[float, float]]) -> bool:
+    """True if ``t`` falls in one of the (start, end) windows."""
+    return any(start <= t <= end for start, end in windows)

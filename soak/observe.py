@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .model import Fill, Order, Protection
+from .model import Fill, Order, Protection, RestingStop
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +102,13 @@ def proc_status(pid: int) -> tuple[int, int] | None:
         return int(fields["VmRSS"].split()[0]), int(fields["Threads"])
     except (KeyError, ValueError, IndexError):  # a zombie has no VmRSS
         return None
+
+
+def resting_stops(sim: Any) -> dict[str, tuple[RestingStop, ...]]:
+    """The untriggered stop orders on the simulator, by symbol."""
+    found: dict[str, list[RestingStop]] = {}
+    for s in sim.stop_orders():
+        found.setdefault(s["symbol"], []).append(RestingStop(
+            side=s["side"], direction=s["stop"], stop_price=float(s["stopPrice"]), size=int(s.get("size") or 0),
+            reduce_only=bool(s.get("reduceOnly")), close_order=bool(s.get("closeOrder"))))
+    return {symbol: tuple(stops) for symbol, stops in found.items()}

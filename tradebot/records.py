@@ -22,10 +22,12 @@ from typing import Any
 from kucoin_futures.errors import InvalidArgument
 from kucoin_futures.protocol.wire import CLIENT_OID_RE
 
-__all__ = ["ACTIVE", "CLIENT_OID_RE", "KINDS", "TRANSITIONS", "UNRESOLVED", "Fill", "Intent", "Protection",
-           "fill_from_order"]
+__all__ = ["ACTIVE", "CLIENT_OID_RE", "KINDS", "ORDER_KINDS", "RESTING_KINDS", "TRANSITIONS", "UNRESOLVED", "Fill",
+           "Intent", "Protection", "fill_from_order"]
 
-KINDS = ("entry", "exit", "close")
+ORDER_KINDS = ("entry", "exit", "close")  # orders that fill (or not) at once
+RESTING_KINDS = ("stop", "take_profit")  # stop orders resting on the exchange until triggered (resting.py)
+KINDS = ORDER_KINDS + RESTING_KINDS
 UNRESOLVED = ("pending", "unknown")
 ACTIVE = ("pending", "unknown", "placed")
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -46,7 +48,7 @@ class Intent:
     symbol: str
     side: str  # "buy" | "sell"
     amount: int  # contracts
-    kind: str  # "entry" | "exit" | "close"
+    kind: str  # "entry" | "exit" | "close" | "stop" | "take_profit"
     reduce_only: bool
     contract_size: float
     reason: str

@@ -29,6 +29,7 @@ from typing import Any
 
 from kucoin_futures.protocol.wire import DEFAULT_FUTURES_URL
 from kucoin_futures.errors import (
+    AccountModeError,
     AuthError,
     ClientClosed,
     ConfigError,
@@ -50,6 +51,7 @@ from kucoin_futures.client.history import fetch_candle_history, fetch_funding_hi
 from kucoin_futures.client.market import PREFETCH_TIMEOUT_S, MarketData
 from kucoin_futures.client.options import check_client_options, gil_switch_interval_s_of
 from kucoin_futures.orders.manager import OrderManager
+from kucoin_futures.orders.modes import AccountModes, check_account_modes
 from kucoin_futures.orders.stops import StopOrders
 from kucoin_futures.client.prefetch import PrefetchResult
 from kucoin_futures.rest.gateway import RestGateway, build_exchange
@@ -58,7 +60,7 @@ from kucoin_futures.ws.client import KuCoinWebSocket
 from kucoin_futures.ws.subscriptions import State as WsState
 
 __all__ = [
-    "OHLCV", "AuthError", "ClientClosed", "ConfigError", "ExchangeRejected", "InsufficientFunds",
+    "OHLCV", "AccountModeError", "AuthError", "ClientClosed", "ConfigError", "ExchangeRejected", "InsufficientFunds",
     "InvalidArgument", "InvalidOrder", "KuCoinClient", "KuCoinError", "NoPosition", "OrderNotFound",
     "OrderNotPlaced", "OrderOutcomeUnknown", "PrefetchResult", "ProtocolError", "RateLimited", "TransportError",
 ]
@@ -345,14 +347,17 @@ class KuCoinClient:
     # -- stop orders (orders/stops.py) ---------------------------------------------------------
     def create_stop_order(self, symbol: str, side: str, amount: int, stop_price: float, *,
                           price_type: str = "mark", reduce_only: bool = True, close_order: bool = False,
-                          limit_price: float | None = None, client_oid: str | None = None) -> dict[str, Any]:
+                          limit_price: float | None = None, client_oid: str | None = None,
+                          expect_direction: str | None = None) -> dict[str, Any]:
         """Place a stop that rests on the exchange until ``price_type``'s price ("mark", "last" or
         "index") reaches ``stop_price``, then sends a market order (a limit one at
         ``limit_price``); return ccxt's order dict.
 
         The direction is not yours to give: below the current price the stop triggers on a fall,
         above it on a rise, whatever the side (a sell below is a long's stop-loss, a sell above
-        its take-profit); a stop price equal to the current price is refused. ``close_order``
+        its take-profit); a stop price equal to the current price is refused. ``expect_direction``
+        ("down": a long's stop-loss, "up": a short's) refuses the stop, nothing sent, when the price
+        has already passed it, so it would trigger the other way. ``close_order``
         closes the whole position when it triggers. Checked and sent as every order: never twice,
         an ambiguous send looked up by clientOid.
 
@@ -364,7 +369,8 @@ class KuCoinClient:
         self._ensure_started()
         return self._stops.create_stop_order(symbol, side, amount, stop_price, price_type=price_type,
                                              reduce_only=reduce_only, close_order=close_order,
-                                             limit_price=limit_price, client_oid=client_oid)
+                                             limit_price=limit_price, client_oid=client_oid,
+                                             expect_direction=expect_direction)
 
     def get_stop_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """Return the untriggered stops (of `symbol`, or all) as ccxt order dicts."""
@@ -382,6 +388,17 @@ class KuCoinClient:
         """Cancel every untriggered stop of `symbol`; return the exchange ids cancelled."""
         self._ensure_started()
         return self._stops.cancel_stop_orders(symbol)
+
+    def check_account_modes(self, symbols: Iterable[str], margin_mode: str = "isolated") -> AccountModes:
+        """Refuse an account this client cannot trade, and set each symbol's margin mode to
+        `margin_mode` ("isolated" or "cross") before the first order (so none meets 330005).
+
+        Raises:
+            AccountModeError (a ConfigError): a UNIFIED account, hedge position mode, or a symbol
+                whose margin mode KuCoin refuses to change (it has a position or open orders).
+        """
+        self._ensure_started()
+        return check_account_modes(self._gateway, symbols, margin_mode)
 
     def get_mark_price(self, symbol: str) -> dict[str, Any]:
         """Return {"symbol", "markPrice", "indexPrice", "timestamp", "source"} (REST)."""

@@ -273,10 +273,13 @@ def build_stop_request(
     close_order: Any,
     limit_price: Any,
     margin_mode: Any = None,
+    expect_direction: Any = None,
     client_oid: str,
 ) -> OrderRequest:
     """Check a stop order against ``market``, then against the current price of its ``price_type``
     (``current_price()`` is asked only once every argument is valid)."""
+    if expect_direction not in (None, "down", "up"):
+        raise InvalidArgument(f"expect_direction={expect_direction!r}: None, 'down' or 'up'")
     if price_type not in STOP_PRICE_TYPES:
         raise InvalidArgument(f"price_type={price_type!r}: one of {', '.join(map(repr, STOP_PRICE_TYPES))}")
     stop = check_price(market, stop_price)
@@ -284,7 +287,12 @@ def build_stop_request(
     order = build_order_request(
         market, side=side, order_type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
         amount=amount, price=limit_price, reduce_only=reduce_only, margin_mode=margin_mode, client_oid=client_oid)
-    direction = stop_direction(stop, _number("current price", current_price()), price_type)
+    current = _number("current price", current_price())
+    direction = stop_direction(stop, current, price_type)
+    if expect_direction is not None and direction != expect_direction:
+        raise InvalidArgument(f"stop_price={stop}: the {price_type} price {current} is already "
+                              f"{'below' if direction == 'up' else 'above'} it, so this stop would trigger on a "
+                              f"{'rise' if direction == 'up' else 'fall'}, not a {'fall' if direction == 'up' else 'rise'}")
     return replace(order, reduce_only=order.reduce_only or close,
                    stop=StopSpec(direction, stop, price_type, close))
 

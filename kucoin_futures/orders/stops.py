@@ -48,7 +48,8 @@ class StopOrders:
 
     def create_stop_order(self, symbol: str, side: str, amount: int, stop_price: float, *,
                           price_type: str = "mark", reduce_only: bool = True, close_order: bool = False,
-                          limit_price: float | None = None, client_oid: str | None = None) -> dict[str, Any]:
+                          limit_price: float | None = None, client_oid: str | None = None,
+                          expect_direction: str | None = None) -> dict[str, Any]:
         """Place a stop (market, or limit at ``limit_price`` once triggered); return ccxt's order.
 
         Raises:
@@ -60,7 +61,7 @@ class StopOrders:
         request = build_stop_request(
             market, side=side, amount=amount, stop_price=stop_price, price_type=price_type,
             current_price=partial(self._reference_price, symbol, price_type), reduce_only=reduce_only,
-            close_order=close_order, limit_price=limit_price,
+            close_order=close_order, limit_price=limit_price, expect_direction=expect_direction,
             client_oid=self._orders.client_oid(client_oid))
         return self._orders.place(request)
 

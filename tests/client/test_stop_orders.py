@@ -115,3 +115,12 @@ def test_a_stop_whose_answer_is_lost_is_found_by_its_client_oid_and_not_sent_aga
         sent = paused.request_count("POST", "/api/v1/orders")
     assert (stop["clientOrderId"], stop["status"], sent) == ("lost-1", "open", 1)
     assert [s["clientOid"] for s in paused.stop_orders()] == ["lost-1"]
+
+
+def test_a_stop_loss_the_price_already_passed_is_refused_and_nothing_is_sent(paused: Simulator) -> None:
+    with make_client(paused) as client:
+        mark = client.get_mark_price(BTC)["markPrice"]
+        before = paused.request_count("POST", "/api/v1/orders")
+        with pytest.raises(InvalidArgument, match="would trigger on a rise"):
+            client.create_stop_order(BTC, "sell", 1, above(mark, 0.01), expect_direction="down")
+        assert (paused.request_count("POST", "/api/v1/orders"), paused.stop_orders()) == (before, [])

@@ -88,3 +88,13 @@ def test_bad_arguments_are_refused_before_the_price_is_read(bad):
 def test_a_valid_stop_reads_the_price_once():
     _, read = stop("sell", 95.0)
     assert read.asked == 1
+
+
+def test_an_expected_direction_the_price_contradicts_is_refused():
+    """A long's stop-loss (expect "down") the mark already fell through would trigger on a rise."""
+    request, _ = stop("sell", 95.0, current=100.0, expect_direction="down")
+    assert request.stop.direction == "down"
+    with pytest.raises(InvalidArgument, match="already below it, so this stop would trigger on a rise"):
+        stop("sell", 95.0, current=94.0, expect_direction="down")
+    with pytest.raises(InvalidArgument, match="expect_direction"):
+        stop("sell", 95.0, expect_direction="DOWN")

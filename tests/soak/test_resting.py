@@ -1,0 +1,52 @@
+"""The soak's resting-stop invariant on hand-made samples: owed after the grace, lost at once
+once it existed (bot up or down), not counted while the bot is down before its first stop,
+never piled up."""
+from __future__ import annotations
+
+from soak.model import RestingStop, Sample, Status
+from soak.resting import check_resting_stops, protects
+
+SL_LONG = RestingStop("sell", "down", 95.0, 3, True, False)
+TP_LONG = RestingStop("sell", "up", 110.0, 3, True, False)
+
+
+def sample(t: float, qty: int, *stops: RestingStop, up: bool = True) -> Sample:
+    return Sample(t=t, bot_up=up, bot_ready=up, positions={"XBTUSDTM": qty} if qty else {},
+                  stops={"XBTUSDTM": stops} if stops else {})
+
+
+def kinds(result) -> list[str]:
+    return [v.detail.split(": ", 1)[1] for v in result.violations]
+
+
+def test_a_stop_on_the_loss_side_protects_and_a_take_profit_does_not():
+    assert (protects(SL_LONG, 3), protects(SL_LONG, 4), protects(TP_LONG, 3), protects(SL_LONG, -3)) == (
+        True, False, False, False)
+    assert protects(RestingStop("sell", "down", 95.0, 0, True, True), 7)  # closeOrder: any size
+
+
+def test_a_position_protected_within_the_grace_passes():
+    result = check_resting_stops([sample(0, 3), sample(1, 3), sample(2, 3, SL_LONG, TP_LONG),
+                                  sample(3, 3, SL_LONG, TP_LONG, up=False), sample(4, 0)], [])
+    assert (result.status, result.violations) == (Status.OK, ())
+
+
+def test_a_position_left_without_a_stop_past_the_grace_is_a_violation():
+    result = check_resting_stops([sample(t, 3) for t in range(6)], [])
+    assert kinds(result) == ["+3 open 4.0s of bot time without a resting stop"]
+
+
+def test_bot_down_time_and_rest_fault_windows_are_not_counted_before_the_first_stop():
+    samples = [sample(0, 3, up=False), sample(10, 3, up=False), sample(11, 3), sample(12, 3), sample(13, 3),
+               sample(14, 3, SL_LONG)]
+    assert check_resting_stops(samples, [(11.5, 13.5)]).violations == ()
+
+
+def test_a_stop_gone_while_the_position_stays_is_a_violation_at_once_even_with_the_bot_down():
+    result = check_resting_stops([sample(0, 3, SL_LONG), sample(1, 3, up=False), sample(2, 3, SL_LONG)], [])
+    assert kinds(result) == ["+3 open and its resting stop is gone (bot down)"]
+
+
+def test_trailing_must_not_pile_stops_up():
+    result = check_resting_stops([sample(0, 3, SL_LONG, SL_LONG, TP_LONG)], [])
+    assert kinds(result) == ["3 stops rest for one position"]

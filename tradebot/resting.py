@@ -1,0 +1,235 @@
+"""Protection that rests on the exchange: each held position's stop-loss and take-profit as
+KuCoin stop orders, so a crash, a reboot or a lost network never leaves a position naked.
+
+After an entry fills, ``protect`` places a stop-market at the position's stop (closeOrder: it
+closes the whole position, mark price) and a reduce-only take-profit; the bot's own monitor
+stays the second line. Every stop is an order: journaled (kind "stop" or "take_profit") before it
+is sent, with our clientOid, never re-sent; an ambiguous send is resolved by lookup.
+
+- ``trail`` moves the stop when the trailing stop has moved by at least ``trail_step`` of the
+  price (and ``trail_interval_s`` since the last move): the new stop is placed first and the old
+  one cancelled after, so there is never a moment without one, and never more than one.
+- ``clear`` cancels a position's stops once the bot has closed it.
+- ``reconcile`` (every position re-read, and at start) makes the exchange match the holdings:
+  a journaled stop that left the exchange's list is looked up (a fill is booked: the exit a stop
+  made while the bot was down, with its price and fee), a missing stop is placed, an orphan of
+  ours (no position) is cancelled, extras are cancelled.
+
+Stops rest only where the broker is the exchange (live and --simulate); the paper broker has none.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from kucoin_futures.errors import InvalidArgument, KuCoinError, OrderNotFound, OrderOutcomeUnknown
+from tradebot.journal import Journal
+from tradebot.order_desk import with_fee
+from tradebot.records import RESTING_KINDS, Intent
+from tradebot.risk import ProtectiveExit
+
+# The run's trade lines keep the trader's logger (operators filter on it).
+log = logging.getLogger("tradebot.trader")
+
+__all__ = ["ExchangeStops", "Held", "StopFilled"]
+
+TRAIL_STEP = 0.002  # move the resting stop once the trailing stop moved 0.2 % of the price
+TRAIL_INTERVAL_S = 5.0  # and at most this often per position
+STOP, TAKE_PROFIT = RESTING_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A position as the resting stops see it."""
+
+    side: str  # "long" | "short"
+    contracts: int
+    exits: ProtectiveExit
+
+
+@dataclass(frozen=True, slots=True)
+class StopFilled:
+    """A resting stop that filled: the exit the exchange made (booked in the journal)."""
+
+    symbol: str
+    kind: str  # "stop" | "take_profit"
+    intent: Intent
+    order: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class _Resting:
+    client_oid: str
+    order_id: str | None
+    price: float
+    moved_at: float = 0.0
+
+
+class ExchangeStops:
+    """The stops of the held positions, resting on the exchange (one thread at a time: the
+    protection thread)."""
+
+    def __init__(self, client: Any, journal: Journal, *, new_oid: Callable[[], str],
+                 monotonic: Callable[[], float] = time.monotonic, trail_step: float = TRAIL_STEP,
+                 trail_interval_s: float = TRAIL_INTERVAL_S) -> None:
+        self.client = client
+        self.journal = journal
+        self._new_oid = new_oid
+        self._monotonic = monotonic
+        self._trail_step = trail_step
+        self._trail_interval_s = trail_interval_s
+        self._resting: dict[tuple[str, str], _Resting] = {}  # (symbol, kind) -> the stop we keep
+        for intent in journal.active_intents():
+            if intent.kind in RESTING_KINDS:
+                self._resting[(intent.symbol, intent.kind)] = _Resting(intent.client_oid, intent.order_id,
+                                                                       _price_of(intent))
+
+    def has_stop(self, symbol: str) -> bool:
+        """True when a stop-loss of ours rests (or was sent) for ``symbol``."""
+        return (symbol, STOP) in self._resting
+
+    # -- placing -----------------------------------------------------------------------------------
+    def protect(self, symbol: str, held: Held) -> bool:
+        """Place what is missing of the position's stop and take-profit. False when the price has
+        already passed the stop (the caller exits at market: a stop there would trigger the wrong way)."""
+        ok = True
+        if (symbol, STOP) not in self._resting:
+            ok = self._place(symbol, STOP, held, held.exits.stop_price)
+        if held.exits.take_profit_price is not None and (symbol, TAKE_PROFIT) not in self._resting:
+            self._place(symbol, TAKE_PROFIT, held, held.exits.take_profit_price)
+        return ok
+
+    def trail(self, symbol: str, held: Held) -> None:
+        """Move the resting stop up to the trailing stop (new one first, then cancel the old)."""
+        old = self._resting.get((symbol, STOP))
+        if old is None or old.order_id is None:
+            return  # nothing confirmed resting yet: protect/reconcile handle it
+        new_price = self._on_tick(symbol, held.exits.stop_price)
+        better = new_price > old.price if held.side == "long" else new_price < old.price
+        now = self._monotonic()
+        if (not better or abs(new_price - old.price) < self._trail_step * old.price
+                or now - old.moved_at < self._trail_interval_s):
+            return
+        del self._resting[(symbol, STOP)]
+        if not self._place(symbol, STOP, held, new_price):
+            self._resting[(symbol, STOP)] = old  # keep the old one: it still protects
+            return
+        self._resting[(symbol, STOP)].moved_at = now
+        self._cancel(symbol, old)
+
+    def clear(self, symbol: str) -> None:
+        """Cancel the stops of a position the bot has closed."""
+        for kind in RESTING_KINDS:
+            resting = self._resting.pop((symbol, kind), None)
+            if resting is not None:
+                self._cancel(symbol, resting)
+
+    # -- matching the exchange ---------------------------------------------------------------------
+    def reconcile(self, held: Mapping[str, Held], *, busy: set[str] = frozenset()) -> list[StopFilled]:
+        """Make the exchange's stops match ``held``; return the stops that filled since the last
+        look (already booked). Symbols in ``busy`` (an order in flight) are left for next time."""
+        listed = {str(s.get("clientOrderId")): s for s in self.client.get_stop_orders()}
+        filled = self._resolve_gone(listed)
+        for s in listed.values():
+            symbol, oid = s.get("symbol"), str(s.get("clientOrderId"))
+            ours = self._is_ours(oid)
+            kept = any(r.client_oid == oid for (sym, _), r in self._resting.items() if sym == symbol)
+            if ours and symbol not in busy and (symbol not in held or not kept):
+                why = "no position" if symbol not in held else "an extra one"
+                log.info("%s: cancelling resting stop %s (%s)", symbol, oid, why)
+                self._cancel(symbol, _Resting(oid, str(s.get("id")), 0.0))
+        for symbol, position in held.items():
+            if symbol not in busy and not self.protect(symbol, position):
+                log.warning("%s: the price is past its stop; the monitor closes it", symbol)
+        return filled
+
+    def _resolve_gone(self, listed: Mapping[str, Any]) -> list[StopFilled]:
+        filled: list[StopFilled] = []
+        for key, resting in list(self._resting.items()):
+            if resting.client_oid in listed:
+                if resting.order_id is None:  # an ambiguous send: it did arrive
+                    resting.order_id = str(listed[resting.client_oid].get("id"))
+                    self.journal.mark_placed(resting.client_oid, resting.order_id)
+                continue
+            try:
+                order = self.client.get_order(None, key[0], client_oid=resting.client_oid)
+            except OrderNotFound:
+                order = None
+            except KuCoinError as exc:
+                log.debug("lookup of stop %s failed, next time: %s", resting.client_oid, exc)
+                continue
+            del self._resting[key]
+            if order is None:
+                self.journal.mark_rejected(resting.client_oid, "not on the exchange: never placed")
+                continue
+            intent = self.journal.apply_order(resting.client_oid, with_fee(order, self.client.markets[key[0]]))
+            if intent.status == "filled":
+                log.info("%s: resting %s %s filled: %s lots at %s", key[0], key[1], resting.client_oid,
+                         order.get("filled"), order.get("average"))
+                filled.append(StopFilled(key[0], key[1], intent, order))
+        return filled
+
+    # -- one order ---------------------------------------------------------------------------------
+    def _place(self, symbol: str, kind: str, held: Held, price: float) -> bool:
+        closing = "sell" if held.side == "long" else "buy"
+        # A long's stop-loss triggers on a fall ("down"), its take-profit on a rise; a short's the opposite.
+        loss_side = (held.side == "long") == (kind == STOP)
+        expect = "down" if loss_side else "up"
+        on_tick = self._on_tick(symbol, price)
+        oid = self._new_oid()
+        market = self.client.markets[symbol]
+        self.journal.record_intent(oid, symbol, closing, held.contracts, kind=kind, reduce_only=True,
+                                   contract_size=float(market["contractSize"]), reason=f"{kind} at {on_tick}")
+        try:
+            order = self.client.create_stop_order(symbol, closing, held.contracts, on_tick, price_type="mark",
+                                                  close_order=kind == STOP, client_oid=oid,
+                                                  expect_direction=expect)
+        except OrderOutcomeUnknown as exc:
+            self.journal.mark_unknown(oid, str(exc))
+            self._resting[(symbol, kind)] = _Resting(oid, None, on_tick)  # looked up at reconcile
+            log.warning("%s: %s %s outcome unknown, looked up later", symbol, kind, oid)
+            return True
+        except InvalidArgument as exc:
+            self.journal.mark_rejected(oid, str(exc))
+            log.warning("%s: %s at %s not placed: %s", symbol, kind, on_tick, exc)
+            return kind != STOP
+        except KuCoinError as exc:
+            self.journal.mark_rejected(oid, str(exc))
+            log.warning("%s: %s at %s refused, retried at the next reconcile: %s", symbol, kind, on_tick, exc)
+            return True
+        order_id = None if order.get("id") is None else str(order["id"])
+        self.journal.mark_placed(oid, order_id)
+        self._resting[(symbol, kind)] = _Resting(oid, order_id, on_tick, self._monotonic())
+        log.info("%s: %s resting at %s (%s %d, %s)", symbol, kind, on_tick, closing, held.contracts, oid)
+        return True
+
+    def _cancel(self, symbol: str, resting: _Resting) -> None:
+        try:
+            if resting.order_id is not None:
+                order = self.client.cancel_stop_order(resting.order_id, symbol=symbol)
+            else:
+                order = self.client.cancel_stop_order(client_oid=resting.client_oid, symbol=symbol)
+        except KuCoinError as exc:  # gone already (triggered or cancelled): reconcile looks it up
+            log.info("%s: cancel of stop %s: %s", symbol, resting.client_oid, exc)
+            return
+        if self.journal.get_intent(resting.client_oid) is not None and order.get("status") not in (None, "open"):
+            self.journal.apply_order(resting.client_oid, order)
+
+    def _on_tick(self, symbol: str, price: float) -> float:
+        tick = Decimal(str(self.client.markets[symbol]["precision"]["price"]))
+        return float((Decimal(repr(price)) / tick).quantize(Decimal(1), rounding=ROUND_HALF_UP) * tick)
+
+    def _is_ours(self, client_oid: str) -> bool:
+        return client_oid.startswith("bot-") or self.journal.get_intent(client_oid) is not None
+
+
+def _price_of(intent: Intent) -> float:
+    # The journal keeps the stop's price in its reason ("stop at 95.5"); 0 if unreadable.
+    try:
+        return float(intent.reason.rsplit(" ", 1)[-1])
+    except ValueError:
+        return 0.0
