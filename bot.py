@@ -4,6 +4,7 @@
     python bot.py --simulate --duration 20 # ... for 20 seconds, then a summary
     python bot.py                          # paper trading on live KuCoin data (no keys / DRY_RUN)
     python bot.py --once                   # one scan cycle, then exit
+    python bot.py backtest --simulate      # the strategy and risk rules on history (offline here)
 
 Live trading needs KUCOIN_API_KEY/SECRET/PASSPHRASE and DRY_RUN=false in .env (see .env.example).
 SIGINT/SIGTERM stop new entries, let calls in flight finish, close the WebSocket, flush the
@@ -38,7 +39,9 @@ from kucoin_futures.errors import (
     TransportError,
     exchange_busy,
 )
+from tradebot.events import EventBus, EventKind
 from tradebot.journal import Journal
+from tradebot.ops.runtime import Ops
 from tradebot.paper import PaperBroker, PaperContract
 from tradebot.performance import summary
 from tradebot.strategy import HISTORY_CANDLES
@@ -238,6 +241,7 @@ def summary_text(trader: Trader, journal: Journal, client: KuCoinClient, since_m
     last price)."""
     counts = dict(client.source_counts)
     s = summary(journal, since_ms=since_ms, source_counts=counts)
+    funding = sum(fee for _, _, fee in journal.funding(since_ms))  # settlements booked from the private feed
     ws_share = "n/a" if s.ws_share is None else f"{s.ws_share:.0%}"
     start = trader.stats.starting_equity
     lines = [
@@ -247,7 +251,7 @@ def summary_text(trader: Trader, journal: Journal, client: KuCoinClient, since_m
         f"positions opened: {trader.stats.entries} ({', '.join(trader.stats.opened) or 'none'}); "
         f"closed: {trader.stats.exits}; still open: {len(trader.holdings)}",
         f"round trips: {s.trades}   realised PnL: {s.realised_pnl:.4f} USDT   fees: {s.fees:.4f} USDT   "
-        f"net: {s.net_pnl:.4f} USDT",
+        f"funding: {funding:+.4f} USDT   net: {s.net_pnl + funding:.4f} USDT",
         f"max drawdown: {s.max_drawdown:.4f} USDT ({s.max_drawdown_fraction:.2%})",
         f"market data: websocket {counts.get('websocket', 0)}, rest {counts.get('rest', 0)} "
         f"(websocket share {ws_share})",
@@ -312,9 +316,19 @@ def run(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> 
             print("error: no market matches SYMBOLS / MIN_VOLUME_USDT", file=sys.stderr)
             return 2
         log.info("universe: %d symbols, timeframe %s", len(universe), settings.timeframe)
+        if mode != "paper":  # one clear error for an account this bot cannot trade (AccountModeError)
+            try:
+                retry_transient("checking the account", lambda: client.check_account_modes(
+                    universe, settings.margin_mode), stop, retry=_after_start_transient)
+            except StartAborted:
+                log.info("stopped during start-up")
+                return 0
         journal = stack.enter_context(Journal(settings.journal_path))
         broker = make_broker(client, settings, journal, mode)
-        trader = Trader(client, broker, journal, settings, universe=universe)
+        events = EventBus()
+        ops = stack.enter_context(Ops(settings, events=events, mode=mode))  # web server, alerts, heartbeat
+        trader = Trader(client, broker, journal, settings, universe=universe, events=events)
+        ops.start(trader=trader, client=client, journal=journal)
         try:
             retry_transient("backfill", lambda: backfill(client, universe, settings.timeframe), stop,
                             retry=_after_start_transient)
@@ -323,8 +337,19 @@ def run(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> 
         except StartAborted:
             log.info("stopped during start-up")
             return 0
-        trader.run(stop, duration_s=args.duration, once=args.once)
+        events.emit(EventKind.STARTUP, f"trading in {mode} mode: {len(universe)} symbols on {settings.timeframe} "
+                    "candles", mode=mode, symbols=len(universe), dashboard=ops.dashboard)
+        try:
+            trader.run(stop, duration_s=args.duration, once=args.once)
+        except Exception as exc:  # a bug: say so before the traceback ends the run
+            events.emit(EventKind.ERROR, f"the bot stops on an unexpected {type(exc).__name__}", error=type(exc).__name__)
+            events.emit(EventKind.SHUTDOWN, "shut down by an unexpected error", reason="crash")
+            raise
         finished.set()
+        reason = "signal" if stop.is_set() else "once" if args.once else "duration"
+        events.emit(EventKind.SHUTDOWN, f"shut down ({reason}): {trader.stats.entries} entries, {trader.stats.exits} "
+                    f"exits, {len(trader.holdings)} positions left open", reason=reason,
+                    entries=trader.stats.entries, exits=trader.stats.exits, open_positions=len(trader.holdings))
         log.info("stopping: no new entries; closing the WebSocket and flushing the journal")
         report = summary_text(trader, journal, client, started_ms, mode)
     # Printed once the client, the WebSocket and the journal are closed: no log line follows it.
@@ -332,7 +357,20 @@ def run(args: argparse.Namespace, settings: Settings, stop: threading.Event) -> 
     return 0
 
 
+def _simulator(seed: int) -> Any:
+    from kucoin_sim import Simulator
+
+    return Simulator(seed=seed)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["backtest"]:  # python bot.py backtest ...: tradebot/backtest/cli.py
+        from kucoin_sim.candle_history import HISTORY_VERSION
+        from tradebot.backtest.cli import Hooks, main as backtest
+
+        hooks = Hooks(pick_universe, configure_logging, _simulator, load_settings, simulator_history=HISTORY_VERSION)
+        return backtest(argv[1:], hooks=hooks)
     args = parse_args(argv)
     env_file = args.env_file or DEFAULT_ENV_FILE
     try:

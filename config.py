@@ -9,8 +9,10 @@ kept out of repr() and never appear in an error message.
 """
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 import shlex
 import stat
 from collections.abc import Callable, Mapping
@@ -31,6 +33,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 WS_TRANSPORTS = ("auto", "picows", "websocket-client")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+WEB_TOKEN_MIN_LENGTH = 16
 PRIVATE_MODE_MASK = 0o077  # group and others: any bit set lets someone else read or change the secrets
 
 
@@ -54,6 +57,7 @@ class Settings:
     timeframe: str = "5m"
     # risk
     leverage: int = 3
+    margin_mode: str = "isolated"  # set on every traded contract before the first order (live, --simulate)
     risk_per_trade: float = 0.01  # fraction of equity lost if the stop is hit
     max_open_positions: int = 3
     daily_loss_limit: float = 0.05  # fraction of the day's starting equity; then no new entries
@@ -70,6 +74,18 @@ class Settings:
     scan_interval_s: float = 30.0
     journal_path: str = "bot_journal.sqlite3"
     log_level: str = "INFO"
+    # watching and steering (tradebot/ops): the web server, alerts, the heartbeat
+    web_enabled: bool = True
+    web_host: str = "127.0.0.1"
+    web_port: int = 8787  # 0: a free port
+    web_token: str | None = field(default=None, repr=False)  # None: a random token at each start
+    # URLs whose path may carry a token (Slack, healthchecks.io): never logged past their host
+    webhook_url: str | None = field(default=None, repr=False)
+    telegram_token: str | None = field(default=None, repr=False)
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    heartbeat_url: str | None = field(default=None, repr=False)
+    heartbeat_interval_s: float = 60.0
 
     @property
     def has_credentials(self) -> bool:
@@ -79,6 +95,11 @@ class Settings:
     def live(self) -> bool:
         """Real orders: only with keys and DRY_RUN=false."""
         return self.has_credentials and not self.dry_run
+
+    @property
+    def web_is_loopback(self) -> bool:
+        """True when WEB_HOST only accepts connections from this machine."""
+        return is_loopback_host(self.web_host)
 
 
 # -- parsers: each returns the value or raises ValueError with what is expected ---------------
@@ -153,6 +174,53 @@ def _strategy(raw: str) -> str:
     return raw.strip()
 
 
+def _host(raw: str) -> str:
+    host = raw.strip()
+    if not host or any(c in host for c in " /:@") and not _is_ipv6(host):
+        raise ValueError("a host name or IP address to listen on, e.g. 127.0.0.1")
+    return host
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1): nobody else can connect."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _token(raw: str) -> str:
+    # It guards the controls (force exit) of a bot trading real money: long and unguessable.
+    token = raw.strip()
+    if len(token) < WEB_TOKEN_MIN_LENGTH or not token.isprintable() or " " in token:
+        raise ValueError(f"at least {WEB_TOKEN_MIN_LENGTH} characters without spaces "
+                         "(e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(24))')")
+    return token
+
+
+def _endpoint(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an http(s) URL")
+    return raw.strip().rstrip("/") if parts.path in ("", "/") else raw.strip()
+
+
+def _chat_id(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"-?\d+|@\w{4,}", value):
+        raise ValueError("a numeric chat id (negative for a group) or @channelname")
+    return value
+
+
 # variable -> (Settings field, parser)
 _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "KUCOIN_API_KEY": ("api_key", _text),
@@ -168,6 +236,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MAX_SYMBOLS": ("max_symbols", _integer(1, 500)),
     "TIMEFRAME": ("timeframe", _choice(TIMEFRAMES)),
     "LEVERAGE": ("leverage", _integer(1, 125)),
+    "MARGIN_MODE": ("margin_mode", _choice(("isolated", "cross"))),
     "RISK_PER_TRADE": ("risk_per_trade", _number(0, 0.1, low_open=True)),
     "MAX_OPEN_POSITIONS": ("max_open_positions", _integer(1, 100)),
     "DAILY_LOSS_LIMIT": ("daily_loss_limit", _number(0, 1, low_open=True)),
@@ -181,8 +250,21 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SCAN_INTERVAL_S": ("scan_interval_s", _number(0, 86400, low_open=True)),
     "JOURNAL_PATH": ("journal_path", _text),
     "LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
+    "WEB_ENABLED": ("web_enabled", _bool),
+    "WEB_HOST": ("web_host", _host),
+    "WEB_PORT": ("web_port", _integer(0, 65535)),
+    "WEB_TOKEN": ("web_token", _token),
+    "WEBHOOK_URL": ("webhook_url", _endpoint),
+    "TELEGRAM_TOKEN": ("telegram_token", _text),
+    "TELEGRAM_CHAT_ID": ("telegram_chat_id", _chat_id),
+    "TELEGRAM_API_URL": ("telegram_api_url", _endpoint),
+    "HEARTBEAT_URL": ("heartbeat_url", _endpoint),
+    "HEARTBEAT_INTERVAL_S": ("heartbeat_interval_s", _number(1, 86400)),
 }
-SECRET_VARIABLES = frozenset({"KUCOIN_API_KEY", "KUCOIN_API_SECRET", "KUCOIN_API_PASSPHRASE"})
+# Never shown in an error: the API credentials, and the tokens of the web server and the alerts
+# (a webhook or heartbeat URL may carry one in its path).
+SECRET_VARIABLES = frozenset({"KUCOIN_API_KEY", "KUCOIN_API_SECRET", "KUCOIN_API_PASSPHRASE", "WEB_TOKEN",
+                              "WEBHOOK_URL", "TELEGRAM_TOKEN", "HEARTBEAT_URL"})
 assert {f for f, _ in _VARIABLES.values()} == {f.name for f in fields(Settings)}
 
 
@@ -207,7 +289,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv_path: str | No
             shown = "" if variable in SECRET_VARIABLES else f" (got {raw!r})"
             raise ConfigError(f"{variable} must be {exc}{shown}", variable=variable) from None
     _check_credentials(values)
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_ops(settings)
+    return settings
 
 
 def _check_credentials(values: dict[str, Any]) -> None:
@@ -218,6 +302,17 @@ def _check_credentials(values: dict[str, Any]) -> None:
                        if v not in given)
         raise ConfigError(f"{missing} must be set when any KuCoin credential is set "
                           "(key, secret and passphrase go together)", variable=missing)
+
+
+def _check_ops(settings: Settings) -> None:
+    if (settings.telegram_token is None) != (settings.telegram_chat_id is None):
+        missing = "TELEGRAM_CHAT_ID" if settings.telegram_chat_id is None else "TELEGRAM_TOKEN"
+        raise ConfigError(f"{missing} must be set when Telegram alerts are set up (TELEGRAM_TOKEN and "
+                          "TELEGRAM_CHAT_ID go together)", variable=missing)
+    if settings.web_enabled and settings.web_token is None and not settings.web_is_loopback:
+        raise ConfigError(f"WEB_TOKEN must be set to serve the dashboard and its controls on "
+                          f"WEB_HOST={settings.web_host}, which other machines can reach (or use "
+                          "WEB_HOST=127.0.0.1)", variable="WEB_TOKEN")
 
 
 def env_file_warning(path: str) -> str | None:

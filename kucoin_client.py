@@ -12,11 +12,28 @@
         client.get_balance() / get_positions() / set_leverage(...) / health()
         client.create_stop_order(...) / get_stop_orders(...) / cancel_stop_order(...)
         client.check_account_modes(symbols, margin_mode="isolated") / get_mark_price(symbol)
+        client.account_events(timeout_s=1.0)   # fills, stop triggers, positions, funding, wallet
+
+Account events (KuCoinClient(..., on_account_event=callback) or account_events()) are the typed
+values OrderUpdate, StopOrderUpdate, PositionChange, FundingSettlement and WalletChange.
 
 Defined in kucoin_futures.client.facade (see README "Using the library").
 """
 from __future__ import annotations
 
+from kucoin_futures.client.account import (
+    AccountEvent,
+    FundingSettlement,
+    OrderChange,
+    OrderStatus,
+    OrderUpdate,
+    PositionChange,
+    PositionChangeReason,
+    StopChange,
+    StopOrderUpdate,
+    TradeType,
+    WalletChange,
+)
 from kucoin_futures.client.facade import (
     OHLCV,
     AccountModeError,
@@ -41,6 +58,17 @@ from kucoin_futures.client.facade import (
 
 __all__ = [
     "OHLCV",
+    "AccountEvent",
+    "FundingSettlement",
+    "OrderChange",
+    "OrderStatus",
+    "OrderUpdate",
+    "PositionChange",
+    "PositionChangeReason",
+    "StopChange",
+    "StopOrderUpdate",
+    "TradeType",
+    "WalletChange",
     "AccountModeError",
     "AuthError",
     "ClientClosed",

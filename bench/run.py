@@ -31,6 +31,9 @@ ours (bench/report.py). Rows:
   CRITICAL order    order_latency.py's run: our priority scheduler vs FIFO vs the order alone
   reconnect         drop every connection; until 100 topics are live again (bench/reconnect.py)
   memory            peak RSS, 300 symbols x 3 timeframes x 500 candles + 20 books (child processes)
+  backtest          bench/backtest.py: ours vs backtesting.py ("other"), 10 symbols x 30 days of 5m
+  protection        bench/protection.py: a fill via the private feed vs a REST read; entry -> stop resting
+                    (--full: 30 x 90), from the disk cache, after every simulator has stopped
 A contender that fails shows "n/a (reason)" and the run goes on.
 """
 from __future__ import annotations
@@ -55,6 +58,8 @@ import peers  # noqa: E402
 import reconnect  # noqa: E402
 import scan  # noqa: E402
 import ticker_read  # noqa: E402
+import backtest  # noqa: E402
+import protection  # noqa: E402
 from kucoin_client import KuCoinClient  # noqa: E402
 from kucoin_futures.rest.gateway import RestGateway, build_exchange  # noqa: E402
 from report import NA, Row, attempt, pick, render, where_we_trail  # noqa: E402
@@ -264,7 +269,10 @@ def measure(plan: Plan, details: dict) -> list[Row]:
             pause_market(sim.url, False)
             groups[name] = rows(sim.url)
             sim.stop()
-    order = ("ticker", "ingest", "book_ingest", "latency", "scan", "order", "reconnect", "memory")
+    groups["backtest"] = backtest.bench_rows(full=plan is FULL, details=details)  # CPU-bound: no simulator running
+    groups["protection"] = protection.bench_rows(details=details)  # its own simulator
+    order = ("ticker", "ingest", "book_ingest", "latency", "scan", "order", "reconnect", "memory", "backtest",
+             "protection")
     return [row for name in order for row in groups[name]]
 
 

@@ -4,6 +4,8 @@ Everything the library raises on purpose derives from ``KuCoinError``::
 
     KuCoinError                       base; everything we raise on purpose
     ├── ConfigError                   bad/missing setting (names the variable)
+    │   └── AccountModeError          an account this client cannot trade: UNIFIED, hedge mode,
+    │                                 a margin mode KuCoin will not switch (names the symbol)
     ├── ClientClosed                  used after close()
     ├── InvalidArgument               we were called wrong (also a ValueError)
     ├── ProtocolError                 malformed or unexpected exchange message (remote's fault)

@@ -1,17 +1,23 @@
-"""Deterministic candle history, generated top-down and lazily, consistent across granularities.
+"""Deterministic candle history: a function of the seed and absolute time, consistent across granularities.
 
-The history of one symbol is a tree of OHLCV nodes: weeks (a mean-reverting random walk going
-back from the anchor), split into days, 4 h, 1 h, 15 min and 1 min nodes. A node's children are
-generated on demand from a generator seeded by (key, level, start), so any page of any granularity
-costs only the nodes above and inside it, and the same seed always gives the same candles.
+The history of one symbol is a tree of OHLCV nodes: weeks, split into days, 4 h, 1 h, 15 min and
+1 min nodes. A week's close is a pure function of (key, absolute week number): a level trend, a few
+slow waves of random phase and one draw of a generator seeded by the week, so any week costs O(1)
+and does not depend on when the simulator started. A node's children are generated on demand from
+a generator seeded by (key, level, start), so any page of any granularity costs only the nodes
+above and inside it, and one seed always gives the same candles for the same absolute times,
+whenever it is asked (a backtest over a fixed past range sees one history).
 
 Children honour their parent exactly: the first child opens at the parent's open, the last closes
-at its close, every child stays inside the parent's high/low, and the child holding the parent's
-high (low) minute has exactly that high (low). Child volumes sum to the parent's. So a 1 h candle
-is exactly the aggregate of its four 15 min candles, which aggregate their minutes, and so on.
+at its close, every child stays inside the parent's high/low, and one child has exactly that
+high (low): the one the path comes nearest it in. Child volumes sum to the parent's. So a 1 h
+candle is exactly the aggregate of its four 15 min candles, which aggregate their minutes, and
+so on.
 
-The newest node of each level ends at the anchor (a minute boundary, where the live market starts)
-and closes at the anchor price. Prices are integer ticks.
+The tree is generated whole, also past the anchor (the minute the live market starts), and cut
+when served: a node holding the anchor is served as the aggregate of its part before the anchor.
+The live market opens at ``price_at(anchor)``, where the served history closes. Prices are integer
+ticks.
 """
 from __future__ import annotations
 
@@ -30,13 +36,18 @@ LEVEL_MS = (WEEK_MS, DAY_MS, 4 * HOUR_MS, HOUR_MS, 15 * MINUTE_MS, MINUTE_MS)
 WEEK, DAY, H4, H1, M15, M1 = range(6)
 
 # Node = (t0_ms, t1_ms, open, high, low, close, volume, high_at_ms, low_at_ms); prices in ticks,
-# high_at/low_at = start of the minute in which the high/low trades.
+# high_at/low_at = a minute of the node (the served cut at the anchor keeps its high's and low's).
 Node = tuple[int, int, int, int, int, int, int, int, int]
 
+# Bump when the generated history changes: what a backtest cached of it is keyed by this.
+HISTORY_VERSION = 2
 YEAR_MS = 365 * DAY_MS
-WEEK_MEAN_REVERSION = 0.02  # per week, towards the trend, in log price
-GROWTH_PER_YEAR = 0.15  # log-price trend: prices were ~0.2x today's a decade ago
-LOG_FLOOR, LOG_CEIL = -2.3, 1.4
+REFERENCE_MS = 1_767_571_200_000  # Monday 2026-01-05 00:00 UTC: the trend is at the level here
+GROWTH_PER_YEAR = 0.15  # log-price trend before the reference: prices were ~0.2x a decade earlier
+WAVE_WEEKS = (5, 11, 23, 47, 97)  # periods of the slow waves around the trend
+WAVE_SCALE = 0.45  # wave amplitude = weekly sigma x sqrt(period) x this (a random walk's spread)
+WEEK_NOISE = 0.5  # per-week noise, in weekly sigmas
+LOG_FLOOR, LOG_CEIL = -2.3, 1.4  # log(price / level) stays within these
 EXCURSION = 0.5  # high/low excursion beyond open/close, in units of the node's sigma
 MAX_CACHED_PARENTS = 1500  # per symbol; the biggest page needs ~350 parents
 
@@ -45,30 +56,71 @@ def week_floor(t_ms: int) -> int:
     return t_ms - (t_ms - MONDAY_OFFSET_MS) % WEEK_MS
 
 
-class CandleHistory:
-    """The generated past of one symbol, from start_ms (a Monday) to anchor_ms (a minute)."""
+def _week_number(t0_ms: int) -> int:
+    return (t0_ms - MONDAY_OFFSET_MS) // WEEK_MS
 
-    def __init__(self, *, key: str, start_ms: int, anchor_ms: int, anchor_ticks: int,
+
+class CandleHistory:
+    """The generated past of one symbol, from start_ms (a Monday) to anchor_ms (a minute).
+
+    `level_ticks` is the price the trend has at REFERENCE_MS; the key (seed and base currency)
+    picks the waves and draws. Neither the anchor nor the start changes any candle: they only
+    bound what is served.
+    """
+
+    def __init__(self, *, key: str, start_ms: int, anchor_ms: int, level_ticks: int,
                  daily_vol: float, daily_lots: float) -> None:
         if anchor_ms % MINUTE_MS:
             raise ValueError("anchor must be a minute boundary")
         first_monday = start_ms + (-(start_ms - MONDAY_OFFSET_MS)) % WEEK_MS
         self.start_ms = min(first_monday, week_floor(anchor_ms - MINUTE_MS))  # at least one week
         self.anchor_ms = anchor_ms
-        self.anchor_ticks = anchor_ticks
+        self.level_ticks = level_ticks
         self._key = key
         self._vol = daily_vol
         self._daily_lots = daily_lots
-        # the week chain, newest first, extended backwards on demand (see _extend_weeks)
-        self._newest_week_ms = week_floor(anchor_ms - MINUTE_MS)
-        self._rev_weeks: list[Node] = []
-        self._chain_rng = Random(f"{key}|weeks")
-        self._chain_log = 0.0  # log(close / anchor price) of the next older week to generate
-        self._chain_trend = 0.0
+        weekly = daily_vol * math.sqrt(7)
+        rng = Random(f"{key}|waves")
+        self._waves = [(WAVE_SCALE * weekly * math.sqrt(p), 2 * math.pi / p, rng.uniform(0, 2 * math.pi))
+                       for p in WAVE_WEEKS]
+        self._noise = WEEK_NOISE * weekly
+        self._closes: dict[int, int] = {}  # week number -> close ticks
+        self._weeks: dict[int, Node] = {}
         self._cache: dict[tuple[int, int], list[Node]] = {}
 
     def nodes(self, level: int, lo_ms: int, hi_ms: int) -> list[Node]:
-        """Return the nodes of `level` starting in [lo_ms, hi_ms), oldest first."""
+        """Return the nodes of `level` starting in [lo_ms, hi_ms), oldest first, cut at the anchor."""
+        found = self._full_nodes(level, lo_ms, hi_ms)
+        if found and found[-1][1] > self.anchor_ms:
+            found[-1] = self._partial(level, found[-1])
+        return found
+
+    def weeks(self, lo_ms: int | None = None, hi_ms: int | None = None) -> list[Node]:
+        """Return the whole week nodes starting in [lo_ms, hi_ms) (default: all), oldest first."""
+        lo_ms = self.start_ms if lo_ms is None else max(lo_ms, self.start_ms)
+        hi_ms = self.anchor_ms if hi_ms is None else min(hi_ms, self.anchor_ms)
+        first = week_floor(lo_ms) + (0 if week_floor(lo_ms) == lo_ms else WEEK_MS)
+        return [self._week(t0) for t0 in range(first, hi_ms, WEEK_MS)]
+
+    def children(self, level: int, node: Node) -> list[Node]:
+        """Return the children of a whole node of `level` (the tree's, not a served cut)."""
+        key = (level, node[0])
+        kids = self._cache.get(key)
+        if kids is None:
+            if len(self._cache) >= MAX_CACHED_PARENTS:
+                self._cache.clear()  # regenerated identically on demand: the cache is only speed
+            kids = self._cache[key] = self._split(level, node)
+        return kids
+
+    def price_at(self, t_ms: int) -> int:
+        """Return the price (ticks) at a minute boundary: the open of the minute starting there."""
+        node = self._week(week_floor(t_ms))
+        for level in range(WEEK, M1):
+            node = next(k for k in self.children(level, node) if k[0] <= t_ms < k[1])
+        return node[2]
+
+    # -- serving -------------------------------------------------------------------------------
+    def _full_nodes(self, level: int, lo_ms: int, hi_ms: int) -> list[Node]:
         lo_ms = max(lo_ms, self.start_ms)
         hi_ms = min(hi_ms, self.anchor_ms)
         if lo_ms >= hi_ms:
@@ -78,80 +130,69 @@ class CandleHistory:
         parent_ms = LEVEL_MS[level - 1]
         parent_lo = week_floor(lo_ms) if level == DAY else lo_ms - lo_ms % parent_ms
         out: list[Node] = []
-        for parent in self.nodes(level - 1, parent_lo, hi_ms):
+        for parent in self._full_nodes(level - 1, parent_lo, hi_ms):
             out.extend(c for c in self.children(level - 1, parent) if lo_ms <= c[0] < hi_ms)
         return out
 
-    def weeks(self, lo_ms: int | None = None, hi_ms: int | None = None) -> list[Node]:
-        """Return the week nodes starting in [lo_ms, hi_ms) (default: all), oldest first."""
-        lo_ms = self.start_ms if lo_ms is None else max(lo_ms, self.start_ms)
-        hi_ms = self.anchor_ms if hi_ms is None else hi_ms
-        # week k (newest = 0) opens at newest_week_ms - k weeks
-        oldest = (self._newest_week_ms - lo_ms) // WEEK_MS
-        newest = max(0, (self._newest_week_ms - hi_ms) // WEEK_MS + 1)
-        if oldest < newest:
-            return []
-        self._extend_weeks(oldest + 1)
-        return self._rev_weeks[newest:oldest + 1][::-1]
-
-    def children(self, level: int, node: Node) -> list[Node]:
-        key = (level, node[0])
-        kids = self._cache.get(key)
-        if kids is None:
-            if len(self._cache) >= MAX_CACHED_PARENTS:
-                self._cache.clear()  # regenerated identically on demand: the cache is only speed
-            kids = self._cache[key] = self._split(level, node)
-        return kids
+    def _partial(self, level: int, node: Node) -> Node:
+        # The part of a node before the anchor, aggregated from its (cut) children.
+        if node[1] <= self.anchor_ms:
+            return node
+        parts = [self._partial(level + 1, kid) for kid in self.children(level, node) if kid[0] < self.anchor_ms]
+        high = max(parts, key=lambda p: p[3])
+        low = min(parts, key=lambda p: p[4])
+        return (node[0], self.anchor_ms, parts[0][2], high[3], low[4], parts[-1][5],
+                sum(p[6] for p in parts), high[7], low[8])
 
     # -- generation ----------------------------------------------------------------------------
     def _sigma(self, price: float, span_ms: int) -> float:
         return price * self._vol * math.sqrt(span_ms / DAY_MS)
 
-    def _extend_weeks(self, count: int) -> None:
-        # Walk back from the anchor: x is log(close / anchor price) of a week; its open is the
-        # close of the week before. Weeks are drawn newest first, each from the same stream, so
-        # the chain is identical however far (and in how many steps) it is extended.
-        weeks, rng = self._rev_weeks, self._chain_rng
-        gauss, random = rng.gauss, rng.random
-        total = (self._newest_week_ms - self.start_ms) // WEEK_MS + 1
-        while len(weeks) < min(count, total):
-            t0 = self._newest_week_ms - len(weeks) * WEEK_MS
-            t1 = min(t0 + WEEK_MS, self.anchor_ms)
-            days = (t1 - t0) / DAY_MS
-            close_log = self._chain_log
-            older_trend = -GROWTH_PER_YEAR * (self.anchor_ms - t0) / YEAR_MS
-            x = older_trend + (close_log - self._chain_trend) * (1 - WEEK_MEAN_REVERSION) \
-                + self._vol * math.sqrt(days) * gauss(0.0, 1.0)
-            self._chain_log = min(LOG_CEIL, max(LOG_FLOOR, x))
-            self._chain_trend = older_trend
-            close, opened = self._ticks(close_log), self._ticks(self._chain_log)
-            sigma = self._sigma((opened + close) / 2, t1 - t0)
+    def _close(self, week: int) -> int:
+        # The close of week number `week`: trend + waves + this week's own draw, clamped.
+        close = self._closes.get(week)
+        if close is None:
+            end_ms = MONDAY_OFFSET_MS + (week + 1) * WEEK_MS
+            trend = -GROWTH_PER_YEAR * max(0, REFERENCE_MS - end_ms) / YEAR_MS
+            wave = sum(a * math.sin(w * week + phase) for a, w, phase in self._waves)
+            noise = self._noise * Random(f"{self._key}|week|{week}").gauss(0.0, 1.0)
+            x = min(LOG_CEIL, max(LOG_FLOOR, wave + noise))
+            close = self._closes[week] = max(1, int(round(self.level_ticks * math.exp(trend + x))))
+        return close
+
+    def _week(self, t0: int) -> Node:
+        node = self._weeks.get(t0)
+        if node is None:
+            week = _week_number(t0)
+            opened, close = self._close(week - 1), self._close(week)
+            rng = Random(f"{self._key}|week|{week}")
+            rng.gauss(0.0, 1.0)  # the close's draw (see _close)
+            gauss, random = rng.gauss, rng.random
+            sigma = self._sigma((opened + close) / 2, WEEK_MS)
             high = max(opened, close) + int(abs(gauss(0.0, 1.0)) * sigma * EXCURSION)
             low = max(1, min(opened, close) - int(abs(gauss(0.0, 1.0)) * sigma * EXCURSION))
-            minutes = (t1 - t0) // MINUTE_MS
-            lots = self._daily_lots * days * math.exp(0.35 * gauss(0.0, 1.0))
-            weeks.append((t0, t1, opened, high, low, close, int(lots),
-                          t0 + int(random() * minutes) * MINUTE_MS,
-                          t0 + int(random() * minutes) * MINUTE_MS))
-
-    def _ticks(self, log_price: float) -> int:
-        return max(1, int(round(self.anchor_ticks * math.exp(log_price))))
+            minutes = WEEK_MS // MINUTE_MS
+            lots = self._daily_lots * 7 * math.exp(0.35 * gauss(0.0, 1.0))
+            node = self._weeks[t0] = (t0, t0 + WEEK_MS, opened, high, low, close, int(lots),
+                                      t0 + int(random() * minutes) * MINUTE_MS,
+                                      t0 + int(random() * minutes) * MINUTE_MS)
+        return node
 
     def _split(self, level: int, node: Node) -> list[Node]:
-        t0, t1, opened, high, low, close, volume, high_at, low_at = node
+        # The children's path is a Brownian bridge from the node's open to its close, kept inside
+        # its high and low; the child nearest the high (low) carries it exactly. Pinning the path
+        # to the high and low at random minutes instead made short candles swing far more than
+        # long ones (5 min closes mean-reverted: variance ratio ~0.5 at a day); now ~1, a walk's.
+        t0, t1, opened, high, low, close, volume, _, _ = node
         child_ms = LEVEL_MS[level + 1]
         rng = Random(f"{self._key}|{level}|{t0}")
         starts = list(range(t0, t1, child_ms))
         n = len(starts)
         sigma = self._sigma((opened + close) / 2, child_ms)
-        half_minute = MINUTE_MS / 2 / child_ms
-        pins = sorted([
-            (0.0, opened), ((high_at - t0) / child_ms + half_minute, high),
-            ((low_at - t0) / child_ms + half_minute, low), ((t1 - t0) / child_ms, close),
-        ])
-        bounds = _bridge(rng, n, pins, sigma, low, high)
+        bounds = _bridge(rng, n, [(0.0, opened), (float(n), close)], sigma, low, high)
         bounds[0], bounds[n] = opened, close
-        high_child, low_child = (high_at - t0) // child_ms, (low_at - t0) // child_ms
+        high_child = max(range(n), key=lambda j: max(bounds[j], bounds[j + 1]))
+        low_child = min(range(n), key=lambda j: min(bounds[j], bounds[j + 1]))
         ends = starts[1:] + [t1]
         lots = _split_volume(rng, volume, [e - s for s, e in zip(starts, ends)])
         kids = []
@@ -159,17 +200,10 @@ class CandleHistory:
         for j, (s, e) in enumerate(zip(starts, ends)):
             o, c = bounds[j], bounds[j + 1]
             minutes = (e - s) // MINUTE_MS
-            if j == high_child:
-                h, h_at = high, high_at
-            else:
-                h = min(high, max(o, c) + int(abs(gauss(0.0, 1.0)) * sigma * EXCURSION))
-                h_at = s + randrange(minutes) * MINUTE_MS
-            if j == low_child:
-                lo, l_at = low, low_at
-            else:
-                lo = max(low, min(o, c) - int(abs(gauss(0.0, 1.0)) * sigma * EXCURSION))
-                l_at = s + randrange(minutes) * MINUTE_MS
-            kids.append((s, e, o, h, lo, c, lots[j], h_at, l_at))
+            h = high if j == high_child else min(high, max(o, c) + int(abs(gauss(0.0, 1.0)) * sigma * EXCURSION))
+            lo = low if j == low_child else max(low, min(o, c) - int(abs(gauss(0.0, 1.0)) * sigma * EXCURSION))
+            kids.append((s, e, o, h, lo, c, lots[j], s + randrange(minutes) * MINUTE_MS,
+                         s + randrange(minutes) * MINUTE_MS))
         return kids
 
 

@@ -35,12 +35,14 @@ class SymbolState:
         self.rng = Random(f"{seed}|{spec.symbol}")
         self.driver = driver
         self.anchor_ms = anchor_ms
-        self.p0_ticks = max(2, self.fmt.nearest_ticks(spec.base_price))
-        self.max_ticks = max(self.p0_ticks * 2, self.fmt.nearest_ticks(spec.max_price))
         self.history_key = f"{seed}|{spec.base_currency}"
         self.premium = premium  # dated futures trade above the index (contango)
         value = spec.base_price * abs(spec.multiplier)
         self.daily_lots = daily_turnover_usd(spec) / (abs(spec.multiplier) if spec.is_inverse else value)
+        self._history: CandleHistory | None = None
+        # the live market opens where the history (a function of seed and absolute time) closes
+        self.p0_ticks = max(2, self.history().price_at(anchor_ms))
+        self.max_ticks = max(self.p0_ticks * 2, self.fmt.nearest_ticks(spec.max_price))
         self.book = Book(spec.symbol, self.fmt, start_sequence=SEQUENCE_BASE + self.rng.randrange(10**8))
         sigma_ticks = self.p0_ticks * spec.daily_vol * vol_scale * math.sqrt(tick_ms / DAY_MS)
         step = max(1, min(int(sigma_ticks * 0.7), int(self.p0_ticks * MAX_STEP_FRACTION)))
@@ -58,7 +60,7 @@ class SymbolState:
         self.funding = FundingSchedule(f"{seed}|{spec.symbol}", spec.funding_granularity_ms) \
             if spec.is_perpetual and spec.funding_granularity_ms > 0 else None
         self.oi_phase = self.rng.uniform(0, 2 * math.pi)
-        price = spec.base_price
+        price = self.to_float(self.p0_ticks)
         self.index = round(price / (1 + premium), self.decimals + 1)
         self.mark = round(price, self.decimals + 1)
         self.basis = 0.0
@@ -66,7 +68,6 @@ class SymbolState:
         self.next_funding_event_ms = 0
         self.candle_dirty = False
         self.candle_emit_ms = -10**15
-        self._history: CandleHistory | None = None
         self._live: LiveCandles | None = None
 
     # -- prices --------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ class SymbolState:
         if self._history is None:
             self._history = CandleHistory(
                 key=self.history_key, start_ms=self.spec.first_open_ms, anchor_ms=self.anchor_ms,
-                anchor_ticks=self.p0_ticks, daily_vol=self.spec.daily_vol,
+                level_ticks=max(2, self.fmt.nearest_ticks(self.spec.base_price)), daily_vol=self.spec.daily_vol,
                 daily_lots=self.daily_lots)
         return self._history
 

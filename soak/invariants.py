@@ -124,15 +124,27 @@ def check_single_entry(orders: Sequence[Order], fills: Sequence[Fill]) -> CheckR
 
 def check_exits_reduce(orders: Sequence[Order], fills: Sequence[Fill]) -> CheckResult:
     """Every reduce-only order (an exit) is sent while there is a position for it to reduce: a
-    second exit of a position already closed means the bot lost track of its first one."""
+    second exit of a position already closed means the bot lost track of its first one. A stop
+    order acts when it triggers, so its fills are judged instead: each only shrinks a position."""
     qty: dict[str, int] = {}
     found: list[Violation] = []
+    stops = {o.order_id: o for o in orders if o.stop}
     # an order's fills carry its own creation time: at equal times the order comes first
-    events = sorted([(o.t, 0, i) for i, o in enumerate(orders)] + [(f.t, 1, i) for i, f in enumerate(fills)])
+    placed = {o.order_id: o.t for o in orders}
+    # A fill never precedes its order (the simulator may stamp a triggered stop's fill with the
+    # time of the market tick that triggered it, before the order object was written).
+    events = sorted([(o.t, 0, i) for i, o in enumerate(orders) if not o.stop]
+                    + [(max(f.t, placed.get(f.order_id or "", f.t)), 1, i) for i, f in enumerate(fills)])
     for _, is_fill, i in events:
         if is_fill:
             fill = fills[i]
-            qty[fill.symbol] = qty.get(fill.symbol, 0) + (fill.size if fill.side == "buy" else -fill.size)
+            held = qty.get(fill.symbol, 0)
+            change = fill.size if fill.side == "buy" else -fill.size
+            stop = stops.get(fill.order_id or "")
+            if stop is not None and (held == 0 or (held > 0) == (change > 0) or abs(change) > abs(held)):
+                found.append(Violation(fill.t, "exits_reduce", f"{fill.symbol}: stop {stop.client_oid} filled "
+                                       f"{fill.side} {fill.size} on a position of {held}"))
+            qty[fill.symbol] = held + change
             continue
         order = orders[i]
         held = qty.get(order.symbol, 0)

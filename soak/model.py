@@ -102,6 +102,7 @@ class Order:
     reduce_only: bool  # reduceOnly or closeOrder: it can only shrink a position
     client_oid: str
     filled: int
+    stop: bool = False  # a stop order: it acts when it triggers, judged by its fills
 
 
 @dataclass(frozen=True, slots=True)

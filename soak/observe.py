@@ -69,7 +69,8 @@ def orders_from_sim(raw: Iterable[Mapping[str, Any]], *, wall0_s: float) -> tupl
     return tuple(Order(t=int(o["createdAt"]) / 1000 - wall0_s, order_id=str(o["id"]), symbol=o["symbol"],
                        side=o["side"], size=int(o["size"]),
                        reduce_only=bool(o.get("reduceOnly") or o.get("closeOrder")),
-                       client_oid=o.get("clientOid") or "", filled=int(o.get("filledSize") or 0))
+                       client_oid=o.get("clientOid") or "", filled=int(o.get("filledSize") or 0),
+                       stop=bool(o.get("stop")))
                  for o in raw)
 
 

@@ -6,7 +6,8 @@ window: its entry fill must be seen and the stop sent); a bot killed between the
 stop owes it from its restart (reconciliation places it). Once a position has had its stop, a
 sample that shows it open without one is a violation at once, bot up or down: the stop rests on
 the exchange, a trailing move places the new one before it cancels the old, and a restart never
-removes it. Trailing must not pile stops up either: at most MAX_STOPS_PER_POSITION each.
+removes it. Trailing must not pile stops up either: at most MAX_STOPS_PER_POSITION each, in two
+samples running (a replacement has its new stop placed for an instant before the old one goes).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def check_resting_stops(samples: Sequence[Sample], rest_windows: Sequence[tuple[
     owed: dict[str, float] = {}  # symbol -> bot time counted before its first stop
     covered: set[str] = set()  # symbols whose current position has had its stop
     reported: set[tuple[str, str]] = set()
+    piled: dict[str, float] = {}  # symbol -> since when more than MAX_STOPS_PER_POSITION rest
     judged, previous = 0, None
     for s in samples:
         dt = 0.0 if previous is None else s.t - previous.t
@@ -47,9 +49,14 @@ def check_resting_stops(samples: Sequence[Sample], rest_windows: Sequence[tuple[
                 continue
             judged += 1
             stops = s.stops.get(symbol, ())
-            if len(stops) > MAX_STOPS_PER_POSITION and (symbol, "piled") not in reported:
-                reported.add((symbol, "piled"))
-                found.append(Violation(s.t, "resting_stop", f"{symbol}: {len(stops)} stops rest for one position"))
+            if len(stops) > MAX_STOPS_PER_POSITION:  # a replacement's instant is fine; twice in a row is not
+                if symbol in piled and (symbol, "piled") not in reported:
+                    reported.add((symbol, "piled"))
+                    found.append(Violation(s.t, "resting_stop", f"{symbol}: {len(stops)} stops rest for one "
+                                           f"position ({s.t - piled[symbol]:.1f}s)"))
+                piled.setdefault(symbol, s.t)
+            else:
+                piled.pop(symbol, None)
             if any(protects(stop, qty) for stop in stops):
                 covered.add(symbol)
                 owed.pop(symbol, None)

@@ -184,3 +184,30 @@ def test_ws_transport_setting_refuses_other_names(raw: str) -> None:
     with pytest.raises(ConfigError) as refused:
         load_settings({"WS_TRANSPORT": raw}, dotenv_path=None)
     assert refused.value.variable == "WS_TRANSPORT"
+
+
+@pytest.mark.parametrize(("env", "variable"), [
+    ({"WEB_PORT": "65536"}, "WEB_PORT"), ({"WEB_PORT": "-1"}, "WEB_PORT"), ({"WEB_ENABLED": "sure"}, "WEB_ENABLED"),
+    ({"WEB_HOST": "http://0.0.0.0"}, "WEB_HOST"), ({"WEB_TOKEN": "short-secret"}, "WEB_TOKEN"),
+    ({"WEBHOOK_URL": "hooks.example/secret-path"}, "WEBHOOK_URL"), ({"HEARTBEAT_INTERVAL_S": "0"}, "HEARTBEAT_INTERVAL_S"),
+    ({"TELEGRAM_TOKEN": "123:secret-tg"}, "TELEGRAM_CHAT_ID"), ({"TELEGRAM_CHAT_ID": "42"}, "TELEGRAM_TOKEN"),
+    ({"TELEGRAM_TOKEN": "123:secret-tg", "TELEGRAM_CHAT_ID": "chat"}, "TELEGRAM_CHAT_ID"),
+    ({"WEB_HOST": "0.0.0.0"}, "WEB_TOKEN"), ({"WEB_HOST": "192.168.1.5"}, "WEB_TOKEN"),
+])
+def test_web_and_alert_settings_are_checked_and_secrets_never_shown(env: dict, variable: str) -> None:
+    """Serving the controls to other machines needs a token; a webhook URL or token is never echoed."""
+    with pytest.raises(ConfigError) as err:
+        load_settings(env, dotenv_path=None)
+    assert err.value.variable == variable
+    assert not any(secret in str(err.value) for secret in ("short-secret", "secret-path", "secret-tg"))
+
+
+def test_web_and_alert_settings() -> None:
+    s = load_settings({"WEB_HOST": "0.0.0.0", "WEB_PORT": "0", "WEB_TOKEN": "t" * 20, "TELEGRAM_TOKEN": "1:x",
+                       "TELEGRAM_CHAT_ID": "-1001", "WEBHOOK_URL": "https://hooks.example/T1/B2/secret"},
+                      dotenv_path=None)
+    assert (s.web_host, s.web_port, s.web_is_loopback, s.telegram_chat_id) == ("0.0.0.0", 0, False, "-1001")
+    assert "t" * 20 not in repr(s) and "secret" not in repr(s) and "1:x" not in repr(s)
+    assert all(load_settings({"WEB_HOST": host}, dotenv_path=None).web_is_loopback
+               for host in ("localhost", "127.0.0.2", "::1"))
+    assert load_settings({"WEB_HOST": "0.0.0.0", "WEB_ENABLED": "false"}, dotenv_path=None).web_enabled is False

@@ -71,6 +71,11 @@ CREATE TABLE IF NOT EXISTS protections (
     trailing_active INTEGER NOT NULL, atr REAL, updated_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS paper_state (
     key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS controls (
+    id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS funding (
+    symbol TEXT NOT NULL, ts_ms INTEGER NOT NULL, fee REAL NOT NULL, rate REAL NOT NULL,
+    qty INTEGER NOT NULL, PRIMARY KEY (symbol, ts_ms));
 """
 _INTENT_COLUMNS = ("client_oid, symbol, side, amount, kind, reduce_only, contract_size, reason, "
                    "created_ms, updated_ms, status, order_id, error")
@@ -99,6 +104,7 @@ class Journal:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._state = _State.NEW
+        self._fill_listeners: tuple[Callable[[Intent, Fill], None], ...] = ()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def open(self) -> Journal:
@@ -243,6 +249,18 @@ class Journal:
         with self._transaction() as conn:
             conn.execute(_UPSERT_FILL, astuple(fill))
 
+    def record_funding(self, symbol: str, ts_ms: int, fee: float, rate: float, qty: int) -> None:
+        """A funding settlement of a position (fee signed from the account's view: < 0 paid);
+        the same settlement twice is kept once."""
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO funding (symbol, ts_ms, fee, rate, qty) VALUES (?, ?, ?, ?, ?)",
+                         (symbol, int(ts_ms), float(fee), float(rate), int(qty)))
+
+    def funding(self, since_ms: int | None = None) -> list[tuple[str, int, float]]:
+        """(symbol, settlement ms, fee) of the funding settlements since `since_ms`, oldest first."""
+        return [(str(s), int(ts), float(fee)) for s, ts, fee in self._query(
+            "SELECT symbol, ts_ms, fee FROM funding WHERE ts_ms >= ? ORDER BY ts_ms", (since_ms or 0,))]
+
     def fills(self, since_ms: int | None = None) -> list[Fill]:
         rows = self._query(f"SELECT {_FILL_COLUMNS} FROM fills WHERE ts_ms >= ? ORDER BY ts_ms, "
                            "rowid", (since_ms or 0,))
@@ -291,6 +309,38 @@ class Journal:
         rows = self._query("SELECT value FROM paper_state WHERE key = 'broker'", ())
         return json.loads(rows[0][0]) if rows else None
 
+    # -- the owner's view and controls (tradebot/ops) ---------------------------------------------
+    def add_fill_listener(self, listener: Callable[[Intent, Fill], None]) -> None:
+        """Call listener(intent, fill) once an intent becomes filled, after the commit, on the
+        writer's thread and outside the lock; it must return at once (it publishes an event)."""
+        self._fill_listeners = (*self._fill_listeners, listener)
+
+    def record_control(self, action: str, detail: str = "") -> None:
+        """Journal an owner's control action (stopentry, startentry, forceexit) and its source."""
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO controls (ts_ms, action, detail) VALUES (?, ?, ?)",
+                         (self._now_ms(), action, detail))
+
+    def controls(self, *, actions: tuple[str, ...] | None = None, limit: int = 50) -> list[tuple[int, str, str]]:
+        """Return the latest control actions as (ts_ms, action, detail), newest first."""
+        where = f"WHERE action IN ({', '.join('?' * len(actions))}) " if actions else ""
+        return self._query(f"SELECT ts_ms, action, detail FROM controls {where}ORDER BY id DESC LIMIT ?",
+                           (*(actions or ()), int(limit)))
+
+    def intent_counts(self, since_ms: int | None = None) -> dict[tuple[str, str], int]:
+        """Return {(kind, status): intents} of the intents created since `since_ms`."""
+        rows = self._query("SELECT kind, status, COUNT(*) FROM intents WHERE created_ms >= ? "
+                           "GROUP BY kind, status", (since_ms or 0,))
+        return {(kind, status): int(n) for kind, status, n in rows}
+
+    def fills_with_reasons(self, since_ms: int | None = None) -> list[tuple[Fill, str | None, str | None]]:
+        """Return (fill, its intent's kind, its intent's reason) oldest first."""
+        columns = ", ".join(f"f.{c.strip()}" for c in _FILL_COLUMNS.split(","))
+        rows = self._query(f"SELECT {columns}, i.kind, i.reason FROM fills f LEFT JOIN intents i "
+                           "ON f.client_oid = i.client_oid WHERE f.ts_ms >= ? ORDER BY f.ts_ms, f.rowid",
+                           (since_ms or 0,))
+        return [(Fill(*row[:11]), row[11], row[12]) for row in rows]
+
     # -- internals ------------------------------------------------------------------------------
     def _now_ms(self) -> int:
         return int(self._wall_clock() * 1000)
@@ -315,7 +365,14 @@ class Journal:
                 conn.execute(_UPSERT_FILL, astuple(fill))
         log.info("intent %s %s %s: %s -> %s", client_oid, current.symbol, current.side,
                  current.status, status)
-        return self.get_intent(client_oid)  # type: ignore[return-value]
+        intent: Intent = self.get_intent(client_oid)  # type: ignore[assignment]
+        if fill is not None and current.status != "filled":  # an order seen twice is one fill
+            for listener in self._fill_listeners:
+                try:
+                    listener(intent, fill)
+                except Exception:  # a listener's bug must not fail the order path
+                    log.exception("fill listener failed on %s", client_oid)
+        return intent
 
     def _intents_with(self, statuses: tuple[str, ...]) -> list[Intent]:
         marks = ", ".join("?" * len(statuses))

@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kucoin_futures.errors import KuCoinError, OrderNotFound, OrderOutcomeUnknown, TransportError
+from tradebot.events import EventBus, EventKind
 from tradebot.journal import Journal
-from tradebot.records import KINDS, Protection
+from tradebot.records import ORDER_KINDS, Protection
 
 # The run's trade lines keep the logger they had before the Trader was cut in three (operators'
 # logging settings and tests filter on it), not getLogger(__name__).
 log = logging.getLogger("tradebot.trader")
+
+STOP_REASONS = ("stop", "trailing_stop")  # risk.check_exit's reasons that are a stop being hit
 
 
 @dataclass(slots=True)
@@ -59,8 +62,9 @@ class OrderDesk:
     holding are always seen together; it is never held across a REST call."""
 
     def __init__(self, client: Any, broker: Any, journal: Journal, *, stats: RunStats,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, events: EventBus | None = None) -> None:
         self.client = client
+        self.events = events if events is not None else EventBus()
         self.broker = broker
         self.journal = journal
         self.stats = stats
@@ -89,12 +93,13 @@ class OrderDesk:
             return None
 
     def refresh_unresolved(self) -> None:
-        symbols = {i.symbol for i in self.journal.active_intents()}
+        # Resting stops stay active until they trigger; they block nothing (tradebot/resting.py).
+        symbols = {i.symbol for i in self.journal.active_intents() if i.kind in ORDER_KINDS}
         with self.lock:
             self._unresolved = symbols
 
     @contextlib.contextmanager
-    def claim(self, symbol: str, *, kinds: tuple[str, ...] = KINDS) -> Iterator[bool]:
+    def claim(self, symbol: str, *, kinds: tuple[str, ...] = ORDER_KINDS) -> Iterator[bool]:
         """Hold `symbol` for one order decision; False if another thread holds it or an intent of
         one of `kinds` on it is not final yet (checked against the journal, the source of truth).
         An exit passes `kinds=("exit",)`: a position whose entry fill is not read yet is still
@@ -124,6 +129,10 @@ class OrderDesk:
         """Journal the intent, send it once, and read its fill. Never raises for the order itself:
         an accepted order whose fill cannot be read is `placed`, an ambiguous one `unknown`; both
         stay in the journal to be resolved by lookup, and block the symbol until then."""
+        if kind == "exit" and reason in STOP_REASONS:  # the bot's own stop fired: its exit goes out now
+            self.events.emit(EventKind.STOP_TRIGGERED, f"{reason.replace('_', ' ')} hit on {symbol}: closing "
+                             f"{amount} lots", symbol=symbol, reason=reason, contracts=amount, client_oid=oid,
+                             resting=False)
         self.journal.record_intent(oid, symbol, side, amount, kind=kind, contract_size=contract_size,
                                    reduce_only=reduce_only, reason=reason, protection=protection)
         try:
@@ -133,6 +142,9 @@ class OrderDesk:
             self.journal.mark_unknown(oid, str(exc))
             self.stats.unknown += 1
             log.warning("order %s on %s: outcome unknown, symbol blocked until resolved", oid, symbol)
+            self.events.emit(EventKind.ERROR, f"{kind} order {oid} on {symbol}: outcome unknown, the symbol is "
+                             "blocked until a lookup resolves it", symbol=symbol, client_oid=oid,
+                             error="OrderOutcomeUnknown")
             return Sent(oid, "unknown")
         except KuCoinError as exc:  # a definitive answer, or never sent: not placed
             self.journal.mark_rejected(oid, str(exc))

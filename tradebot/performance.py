@@ -3,7 +3,8 @@
     result = summary(journal, since_ms=started_ms, source_counts={"websocket": n_ws, "rest": n_rest})
     result = summarize(fills, equity_curve, source_counts=...)   # the same from plain values
 
-Pure maths over the rows (replay_fills, max_drawdown, summarize); only ``summary`` reads a journal.
+Pure maths over the rows (replay_fills, max_drawdown, underwater, summarize); only ``summary`` reads
+a journal. The backtest's report (tradebot/backtest/metrics.py) uses the same drawdown rule.
 """
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from tradebot.journal import Journal
 
-__all__ = ["FillLike", "Summary", "max_drawdown", "replay_fills", "summarize", "summary"]
+__all__ = ["FillLike", "Summary", "max_drawdown", "replay_fills", "summarize", "summary", "underwater"]
 
 
 class FillLike(Protocol):
@@ -68,15 +71,21 @@ def replay_fills(fills: Iterable[FillLike]) -> tuple[int, float, dict[str, int]]
     return trades, realised, {s: q for s, q in qty.items() if q}
 
 
+def underwater(equity: Iterable[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Return (fall below the running peak, that fall as a fraction of the peak) at every point
+    of an equity curve (the fraction is 0 while the peak is not positive)."""
+    values = np.asarray(list(equity) if not isinstance(equity, np.ndarray) else equity, dtype=float)
+    peak = np.maximum.accumulate(values) if values.size else values
+    fall = peak - values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.where(peak > 0, fall / np.where(peak > 0, peak, 1.0), 0.0)
+    return fall, fraction
+
+
 def max_drawdown(equity: Iterable[float]) -> tuple[float, float]:
     """Return (largest peak-to-trough fall, largest fall as a fraction of its running peak)."""
-    peak, worst, worst_fraction = float("-inf"), 0.0, 0.0
-    for value in equity:
-        peak = max(peak, value)
-        worst = max(worst, peak - value)
-        if peak > 0:
-            worst_fraction = max(worst_fraction, (peak - value) / peak)
-    return worst, worst_fraction
+    fall, fraction = underwater(equity)
+    return (float(fall.max()), float(fraction.max())) if fall.size else (0.0, 0.0)
 
 
 def summarize(fills: Iterable[FillLike], equity: Iterable[float], *,

@@ -1,9 +1,10 @@
 """The protection side of a run: the positions the bot holds and the exits that close them.
 
 A Guard adopts what the exchange holds (with the journaled exits, else exits from the current ATR),
-checks every position's stop / take profit / trailing stop on the latest price, sends the exit,
-re-reads the exchange's positions now and then, and resolves orders whose outcome was not read by
-looking them up. Trader.run calls `protect` on its own thread, so a scan waiting on the exchange
+keeps each position's stop and take profit resting on the exchange (``stops``: live and simulated
+runs), checks every position's stop / take profit / trailing stop on the latest price as a second
+line, sends the exit, re-reads the exchange's positions now and then (booking the exits its stops
+made), and resolves orders whose outcome was not read by looking them up. Trader.run calls `protect` on its own thread, so a scan waiting on the exchange
 never delays a stop.
 """
 from __future__ import annotations
@@ -12,13 +13,16 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from kucoin_futures.errors import KuCoinError
+from tradebot.account_watch import AccountWatch
+from tradebot.events import EventKind
+from tradebot.holdings import Holding, exits_of, fmt_price, protection_record
 from tradebot.journal import Journal
 from tradebot.order_desk import OrderDesk, with_fee
-from tradebot.records import Intent, Protection
+from tradebot.records import RESTING_KINDS, Intent
+from tradebot.resting import ExchangeStops, Held, StopFilled
 from tradebot.risk import (
     ProtectiveExit,
     RiskLimits,
@@ -36,27 +40,8 @@ log = logging.getLogger("tradebot.trader")
 RESOLVE_INTERVAL_S = 2.0  # orders whose outcome is not known are looked up this often
 SYNC_INTERVAL_S = 15.0  # the exchange's positions are re-read this often
 EXIT_RETRY_S = 5.0  # after an exit was refused, wait this long (and re-read positions) first
-
-
-@dataclass(slots=True)
-class Holding:
-    """What the bot knows of one open position it manages.
-
-    A position whose entry order the exchange accepted but whose fill is not read yet is a
-    holding too (`confirmed` False): it counts toward MAX_OPEN_POSITIONS and its stop is watched
-    until the exchange says otherwise. `exit_oid` is an exit order sent whose outcome is not known
-    yet: no second exit goes out while it is set.
-    """
-
-    side: str  # "long" | "short"
-    contracts: int
-    entry_price: float
-    exits: ProtectiveExit | None = None
-    atr: float | None = None  # the ATR the exits were set from (re-anchored on the fill)
-    entry_oid: str | None = None
-    confirmed: bool = True
-    exit_oid: str | None = None
-    exit_retry_at: float = 0.0  # monotonic: no new exit attempt before this (after a refusal)
+SECOND_LINE_S = 2.0  # an exit a resting stop should make: the bot's own waits this long for it
+RESTING_RETRY_S = 1.0  # a resting stop that could not be placed is tried again after this (doubling)
 
 
 class Guard:
@@ -66,8 +51,12 @@ class Guard:
     def __init__(self, client: Any, broker: Any, journal: Journal, settings: Any, *, desk: OrderDesk,
                  limits: RiskLimits, params: StrategyParams, timeframe_ms: int,
                  wall_clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, stops: ExchangeStops | None = None) -> None:
         self.client = client
+        self.stops = stops
+        # where the exchange is the broker, its private feed's events (liquidation, funding, fills)
+        self.watch = AccountWatch(journal, desk.events, contract_size=self._contract_size) \
+            if stops is not None else None
         self.broker = broker
         self.journal = journal
         self.settings = settings
@@ -98,8 +87,11 @@ class Guard:
         """Make the holdings what the exchange holds: adopt positions we do not know (with their
         journaled exits, else exits from the current ATR), drop those that are gone. Symbols with
         an order in flight or an intent not yet final are left alone until it is resolved."""
+        settled = self.stops.settle() if self.stops is not None else []  # before the positions
         current = {p["symbol"]: p for p in self.broker.get_positions() if p.get("contracts")}
         self._desk.refresh_unresolved()
+        for filled in settled:
+            self._stop_filled(filled)
         with self._lock:
             skip = self._desk.blocked
             symbols = (set(self.holdings) | set(current)) - skip
@@ -116,16 +108,46 @@ class Guard:
             elif holding.contracts != contracts or not holding.confirmed:
                 with self._lock:
                     holding.contracts, holding.confirmed = contracts, True
+        if self.stops is not None:
+            with self._lock:
+                held = {s: Held(h.side, h.contracts, h.exits) for s, h in self.holdings.items()
+                        if s in current and s not in skip and h.exits is not None and h.exit_oid is None}
+            for filled in self.stops.reconcile(held, keep=set(current) | skip):
+                self._stop_filled(filled)
+
+    def _stop_filled(self, filled: StopFilled) -> None:
+        """An exit a resting stop made (booked in the journal by the stops): the holding goes."""
+        symbol, order = filled.symbol, filled.order
+        with self._lock:
+            holding = self.holdings.pop(symbol, None)
+        self.journal.delete_protection(symbol)
+        self.stats.exits += 1
+        if self.stops is not None:
+            for other in self.stops.clear(symbol):  # the take-profit left behind
+                log.info("%s: resting %s %s filled too", symbol, other.kind, other.intent.client_oid)
+        price = float(order.get("average") or 0)
+        filled_lots = int(round(float(order.get("filled") or 0)))
+        pnl = float("nan")
+        if holding is not None and price:
+            sign = 1.0 if holding.side == "long" else -1.0
+            pnl = sign * filled_lots * self._contract_size(symbol) * (price - holding.entry_price)
+        what = "stop" if filled.kind == "stop" else "take profit"
+        log.info("closed %s %s (resting %s on the exchange): %d lots at %s, gross PnL %+.2f USDT",
+                 holding.side if holding else "", symbol, what, filled_lots, price, pnl)
+        kind = EventKind.STOP_TRIGGERED if filled.kind == "stop" else EventKind.EXIT
+        self._desk.events.emit(kind, f"resting {what} closed {symbol}: {filled_lots} lots at {price}", symbol=symbol,
+                               reason=filled.kind, contracts=filled_lots, price=price, resting=True,
+                               client_oid=filled.intent.client_oid)
 
     def _adopt(self, symbol: str, side: str, contracts: int, entry_price: float) -> None:
         saved = self.journal.protection(symbol)
         holding = Holding(side, contracts, entry_price)
         if saved is not None and saved.side == side:
-            holding.exits, holding.atr = _exits_of(saved), saved.atr
+            holding.exits, holding.atr = exits_of(saved), saved.atr
             holding.entry_oid = saved.client_oid
             log.info("adopted %s %s %d lots at %s with its journaled exits (stop %.6g, take profit %s)",
                      side, symbol, contracts, entry_price, holding.exits.stop_price,
-                     _fmt(holding.exits.take_profit_price))
+                     fmt_price(holding.exits.take_profit_price))
         with self._lock:
             self.holdings[symbol] = holding
         self.stats.adopted += 1
@@ -165,6 +187,11 @@ class Guard:
         """One protection tick: resolve orders whose outcome is not known, re-read the exchange's
         positions now and then, and check every open position's exits."""
         now = self.monotonic()
+        if self.watch is not None:  # the private feed's news: no REST polled for it
+            with self._lock:
+                held = {s: (h.side, h.contracts) for s, h in self.holdings.items()}
+            if self.watch.handle(self.client.account_events(0.0), held):
+                self._next_sync = 0.0
         if now >= self._next_resolve:
             self._next_resolve = now + RESOLVE_INTERVAL_S
             self.resolve_orders()
@@ -178,12 +205,16 @@ class Guard:
         with self._lock:
             held = list(self.holdings.items())
         for symbol, holding in held:
+            if self.holdings.get(symbol) is not holding:
+                continue  # closed or replaced since the snapshot (a sync for another symbol)
             if holding.exits is None:
                 self._protect_from_atr(symbol, holding)
                 if holding.exits is None:
                     continue
             if holding.exit_oid is not None:
                 continue  # an exit is out; its outcome is resolved first
+            if self.stops is not None and holding.confirmed:
+                self._keep_resting(symbol, holding)
             ticker = self.client.get_ticker(symbol)
             last = ticker.get("last") or (ticker["bid"] + ticker["ask"]) / 2
             if not (isinstance(last, float | int) and math.isfinite(last) and last > 0):
@@ -194,12 +225,54 @@ class Guard:
                 with self._lock:
                     holding.exits = exits
                 self._save_protection(symbol, holding)
+                if self.stops is not None:
+                    self.stops.trail(symbol, Held(holding.side, holding.contracts, exits))
             reason = check_exit(exits, last)
-            if reason is not None:
+            if reason is None:
+                holding.resting_due_at = None
+            elif self._second_line_due(symbol, holding, reason):
                 self.exit(symbol, reason)
         if self.risk_state is not None and self.risk_state.must_flatten(self.limits) and self.holdings:
             for symbol in list(self.holdings):
                 self.exit(symbol, "daily loss limit: flatten")
+
+    def _keep_resting(self, symbol: str, holding: Holding) -> None:
+        """Place a stop or take-profit missing on the exchange (a refusal, a rate limit), retrying
+        with a doubling pause from RESTING_RETRY_S up to SYNC_INTERVAL_S."""
+        assert self.stops is not None and holding.exits is not None
+        self.stops.tidy()
+        if self.stops.complete(symbol, holding.exits) or self.monotonic() < holding.resting_retry_at:
+            return
+        self.stops.protect(symbol, Held(holding.side, holding.contracts, holding.exits))
+        if self.stops.complete(symbol, holding.exits):
+            holding.resting_pause_s = 0.0
+            return
+        holding.resting_pause_s = min(max(2 * holding.resting_pause_s, RESTING_RETRY_S), SYNC_INTERVAL_S)
+        holding.resting_retry_at = self.monotonic() + holding.resting_pause_s
+
+    def _second_line_due(self, symbol: str, holding: Holding, reason: str) -> bool:
+        """True when the bot itself must exit on `reason`. Where a resting stop (or take-profit) of
+        that exit waits on the exchange, it is the first line: the bot gives it SECOND_LINE_S, then
+        re-reads the exchange (settling its stops) and exits only if the position is still there."""
+        kind = "take_profit" if reason == "take_profit" else "stop"
+        exits = holding.exits
+        price = exits.take_profit_price if kind == "take_profit" else exits.stop_price  # type: ignore[union-attr]
+        if self.stops is None or price is None or not self.stops.covers(symbol, kind, holding.side, price):
+            return True  # nothing rests that fires there (yet): the bot is the only line
+        now = self.monotonic()
+        if holding.resting_due_at is None:
+            holding.resting_due_at = now + SECOND_LINE_S
+            return False
+        if now < holding.resting_due_at:
+            return False
+        holding.resting_due_at = None
+        self.sync_positions()  # books the exchange's exit if its stop fired
+        with self._lock:
+            still = self.holdings.get(symbol) is holding
+        if still:
+            log.warning("%s: %s passed but the exchange's resting %s did not fire within %.0fs: closing it "
+                        "from the bot", symbol, reason.replace("_", " "), kind.replace("_", "-"), SECOND_LINE_S)
+        return still
 
     def exit(self, symbol: str, reason: str) -> None:
         """Close the held position with one reduce-only market order, unless an exit for it is
@@ -237,6 +310,8 @@ class Guard:
             log.warning("exit of %s (%s) filled %d lots, %d still held", symbol, reason, filled, remaining)
             return
         self.journal.delete_protection(symbol)
+        if self.stops is not None:
+            self.stops.clear(symbol)
         self.stats.exits += 1
         exit_price = float(price or 0)
         sign = 1.0 if holding.side == "long" else -1.0
@@ -249,13 +324,16 @@ class Guard:
         with self._lock:
             self.holdings.pop(symbol, None)
         self.journal.delete_protection(symbol)
+        if self.stops is not None:
+            for filled in self.stops.clear(symbol):  # it closed the position: book it
+                self._stop_filled(filled)
 
     # -- orders whose outcome was not read -----------------------------------------------------
     def resolve_orders(self) -> None:
         """Look up every journaled intent that is not final (by clientOid, never re-sending) and
         apply what the exchange says to the holdings."""
         for intent in self.journal.active_intents():
-            if self._desk.is_busy(intent.symbol):
+            if self._desk.is_busy(intent.symbol) or intent.kind in RESTING_KINDS:  # the stops settle those
                 continue
             try:
                 order = self._desk.lookup(intent.client_oid, intent.symbol)
@@ -310,13 +388,16 @@ class Guard:
             holding.contracts, holding.entry_price, holding.exits = filled, fill, exits
             holding.confirmed = True
         self._save_protection(symbol, holding)
+        if self.stops is not None and exits is not None and not self.stops.protect(
+                symbol, Held(holding.side, filled, exits)):
+            log.warning("%s: the price passed its stop before it could rest; the monitor closes it", symbol)
         self.stats.entries += 1
         self.stats.opened.append(symbol)
         notional = filled * self._contract_size(symbol) * fill
         log.info("opened %s %s %d lots at %s: notional %.2f USDT, margin %.2f USDT at %dx (stop %.6g, "
                  "take profit %s)", holding.side, symbol, filled, fill, notional,
                  notional / self._leverage(symbol), self._leverage(symbol),
-                 exits.stop_price if exits else float("nan"), _fmt(exits.take_profit_price if exits else None))
+                 exits.stop_price if exits else float("nan"), fmt_price(exits.take_profit_price if exits else None))
 
     # -- what is held ----------------------------------------------------------------------------
     def open_pnl(self) -> list[tuple[str, str, int, float | None]]:
@@ -347,19 +428,3 @@ class Guard:
 
     def _leverage(self, symbol: str) -> int:
         return effective_leverage(self.settings.leverage, self.client.markets[symbol]["limits"]["leverage"]["max"])
-
-
-def protection_record(symbol: str, client_oid: str | None, exits: ProtectiveExit,
-                      atr_value: float | None) -> Protection:
-    """The journal's row of a position's exits."""
-    return Protection(symbol, client_oid, exits.side, exits.stop_price, exits.take_profit_price,
-                      exits.trailing_distance, exits.watermark, exits.trailing_active, atr_value)
-
-
-def _exits_of(saved: Protection) -> ProtectiveExit:
-    return ProtectiveExit(saved.side, saved.stop_price, saved.take_profit_price,  # type: ignore[arg-type]
-                          saved.trailing_distance, saved.watermark, saved.trailing_active)
-
-
-def _fmt(price: float | None) -> str:
-    return "none" if price is None else f"{price:.6g}"

@@ -12,6 +12,7 @@ from typing import Any
 
 from kucoin_futures.errors import KuCoinError
 from tradebot.journal import Journal
+from tradebot.records import RESTING_KINDS
 
 __all__ = ["OrderLookup", "ReconcileReport", "reconcile"]
 
@@ -43,6 +44,8 @@ def reconcile(journal: Journal, lookup: OrderLookup) -> ReconcileReport:
     """
     found: dict[str, list[str]] = {k: [] for k in ReconcileReport.__dataclass_fields__}
     for intent in journal.active_intents():
+        if intent.kind in RESTING_KINDS:
+            continue  # stops rest until they trigger: tradebot/resting.py settles them (and books fees)
         oid = intent.client_oid
         try:
             order = lookup(oid, intent.symbol)

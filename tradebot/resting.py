@@ -9,24 +9,32 @@ is sent, with our clientOid, never re-sent; an ambiguous send is resolved by loo
 - ``trail`` moves the stop when the trailing stop has moved by at least ``trail_step`` of the
   price (and ``trail_interval_s`` since the last move): the new stop is placed first and the old
   one cancelled after, so there is never a moment without one, and never more than one.
-- ``clear`` cancels a position's stops once the bot has closed it.
-- ``reconcile`` (every position re-read, and at start) makes the exchange match the holdings:
-  a journaled stop that left the exchange's list is looked up (a fill is booked: the exit a stop
-  made while the bot was down, with its price and fee), a missing stop is placed, an orphan of
-  ours (no position) is cancelled, extras are cancelled.
+- ``clear`` cancels a position's stops once it is closed.
+- ``settle`` then ``reconcile`` (every position re-read, and at start) make the exchange match
+  the holdings: a journaled stop that left the exchange's list is looked up (a fill is booked:
+  the exit a stop made while the bot was down, with its price and fee, once), a missing stop is
+  placed, an orphan of ours (no position) and extras are cancelled.
 
 Stops rest only where the broker is the exchange (live and --simulate); the paper broker has none.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from kucoin_futures.errors import InvalidArgument, KuCoinError, OrderNotFound, OrderOutcomeUnknown
+from kucoin_futures.errors import (
+    InvalidArgument,
+    KuCoinError,
+    OrderNotFound,
+    OrderOutcomeUnknown,
+    TransportError,
+)
 from tradebot.journal import Journal
 from tradebot.order_desk import with_fee
 from tradebot.records import RESTING_KINDS, Intent
@@ -69,9 +77,18 @@ class _Resting:
     moved_at: float = 0.0
 
 
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def run(self: ExchangeStops, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return run
+
+
 class ExchangeStops:
-    """The stops of the held positions, resting on the exchange (one thread at a time: the
-    protection thread)."""
+    """The stops of the held positions, resting on the exchange. Thread-safe: the scans (an
+    entry that filled at once) and the protection thread both call it; one operation at a time
+    (a lock held across its REST calls, so two threads never place the same stop)."""
 
     def __init__(self, client: Any, journal: Journal, *, new_oid: Callable[[], str],
                  monotonic: Callable[[], float] = time.monotonic, trail_step: float = TRAIL_STEP,
@@ -82,17 +99,40 @@ class ExchangeStops:
         self._monotonic = monotonic
         self._trail_step = trail_step
         self._trail_interval_s = trail_interval_s
+        self._lock = threading.RLock()
         self._resting: dict[tuple[str, str], _Resting] = {}  # (symbol, kind) -> the stop we keep
+        self._listed: dict[str, Mapping[str, Any]] = {}  # clientOid -> untriggered stop, as last read
+        self._retired: list[tuple[str, _Resting]] = []  # replaced stops whose cancel failed: tidy() retries
+        self._retired_failed = False
         for intent in journal.active_intents():
             if intent.kind in RESTING_KINDS:
                 self._resting[(intent.symbol, intent.kind)] = _Resting(intent.client_oid, intent.order_id,
                                                                        _price_of(intent))
 
+    @_locked
     def has_stop(self, symbol: str) -> bool:
         """True when a stop-loss of ours rests (or was sent) for ``symbol``."""
         return (symbol, STOP) in self._resting
 
+    @_locked
+    def complete(self, symbol: str, exits: ProtectiveExit) -> bool:
+        """True when the stop (and the take-profit, if the exits have one) are resting or sent."""
+        return (symbol, STOP) in self._resting and (
+            exits.take_profit_price is None or (symbol, TAKE_PROFIT) in self._resting)
+
+    @_locked
+    def covers(self, symbol: str, kind: str, side: str, price: float) -> bool:
+        """True when our ``kind`` of ``symbol`` is known to rest where it fires at ``price`` or
+        sooner (a long's stop at or above it, its take-profit at or below it; a short's mirrored)."""
+        resting = self._resting.get((symbol, kind))
+        if resting is None or resting.order_id is None:
+            return False
+        wanted = self._on_tick(symbol, price)
+        fires_on_fall = (side == "long") == (kind == STOP)
+        return resting.price >= wanted if fires_on_fall else resting.price <= wanted
+
     # -- placing -----------------------------------------------------------------------------------
+    @_locked
     def protect(self, symbol: str, held: Held) -> bool:
         """Place what is missing of the position's stop and take-profit. False when the price has
         already passed the stop (the caller exits at market: a stop there would trigger the wrong way)."""
@@ -103,6 +143,7 @@ class ExchangeStops:
             self._place(symbol, TAKE_PROFIT, held, held.exits.take_profit_price)
         return ok
 
+    @_locked
     def trail(self, symbol: str, held: Held) -> None:
         """Move the resting stop up to the trailing stop (new one first, then cancel the old)."""
         old = self._resting.get((symbol, STOP))
@@ -121,57 +162,83 @@ class ExchangeStops:
         self._resting[(symbol, STOP)].moved_at = now
         self._cancel(symbol, old)
 
-    def clear(self, symbol: str) -> None:
-        """Cancel the stops of a position the bot has closed."""
+    @_locked
+    def clear(self, symbol: str) -> list[StopFilled]:
+        """Cancel the stops of a position that is closed; return any that filled meanwhile (booked)."""
+        filled = []
         for kind in RESTING_KINDS:
             resting = self._resting.pop((symbol, kind), None)
-            if resting is not None:
-                self._cancel(symbol, resting)
+            if resting is not None and not self._cancel(symbol, resting):
+                found = self._settle_one(symbol, kind, resting)  # gone: triggered, or cancelled
+                if found is not None:
+                    filled.append(found)
+        return filled
 
     # -- matching the exchange ---------------------------------------------------------------------
-    def reconcile(self, held: Mapping[str, Held], *, busy: set[str] = frozenset()) -> list[StopFilled]:
-        """Make the exchange's stops match ``held``; return the stops that filled since the last
-        look (already booked). Symbols in ``busy`` (an order in flight) are left for next time."""
-        listed = {str(s.get("clientOrderId")): s for s in self.client.get_stop_orders()}
-        filled = self._resolve_gone(listed)
-        for s in listed.values():
-            symbol, oid = s.get("symbol"), str(s.get("clientOrderId"))
-            ours = self._is_ours(oid)
-            kept = any(r.client_oid == oid for (sym, _), r in self._resting.items() if sym == symbol)
-            if ours and symbol not in busy and (symbol not in held or not kept):
-                why = "no position" if symbol not in held else "an extra one"
-                log.info("%s: cancelling resting stop %s (%s)", symbol, oid, why)
-                self._cancel(symbol, _Resting(oid, str(s.get("id")), 0.0))
-        for symbol, position in held.items():
-            if symbol not in busy and not self.protect(symbol, position):
-                log.warning("%s: the price is past its stop; the monitor closes it", symbol)
-        return filled
-
-    def _resolve_gone(self, listed: Mapping[str, Any]) -> list[StopFilled]:
-        filled: list[StopFilled] = []
-        for key, resting in list(self._resting.items()):
-            if resting.client_oid in listed:
+    @_locked
+    def settle(self) -> list[StopFilled]:
+        """Read the exchange's untriggered stops; look up ours that left the list and book those
+        that filled (each once). Call before reading positions, then ``reconcile``."""
+        self._listed = {str(s.get("clientOrderId")): s for s in self.client.get_stop_orders()}
+        filled = []
+        for (symbol, kind), resting in list(self._resting.items()):
+            listed = self._listed.get(resting.client_oid)
+            if listed is not None:
                 if resting.order_id is None:  # an ambiguous send: it did arrive
-                    resting.order_id = str(listed[resting.client_oid].get("id"))
+                    resting.order_id = str(listed.get("id"))
                     self.journal.mark_placed(resting.client_oid, resting.order_id)
                 continue
-            try:
-                order = self.client.get_order(None, key[0], client_oid=resting.client_oid)
-            except OrderNotFound:
-                order = None
-            except KuCoinError as exc:
-                log.debug("lookup of stop %s failed, next time: %s", resting.client_oid, exc)
-                continue
-            del self._resting[key]
-            if order is None:
-                self.journal.mark_rejected(resting.client_oid, "not on the exchange: never placed")
-                continue
-            intent = self.journal.apply_order(resting.client_oid, with_fee(order, self.client.markets[key[0]]))
-            if intent.status == "filled":
-                log.info("%s: resting %s %s filled: %s lots at %s", key[0], key[1], resting.client_oid,
-                         order.get("filled"), order.get("average"))
-                filled.append(StopFilled(key[0], key[1], intent, order))
+            if self._resting.get((symbol, kind)) is resting:
+                found = self._settle_one(symbol, kind, resting)
+                if found is not None:
+                    filled.append(found)
         return filled
+
+    @_locked
+    def reconcile(self, held: Mapping[str, Held], *, keep: set[str]) -> list[StopFilled]:
+        """After ``settle``: place what ``held`` is missing, then cancel our stops of symbols not
+        in ``keep`` (positions the exchange holds, orders in flight) and extra ones. Returns the
+        stops found filled on the way (booked)."""
+        filled = [f for symbol in {sym for sym, _ in self._resting} - keep for f in self.clear(symbol)]
+        for symbol, position in held.items():  # first: a replacement rests before an extra goes
+            if not self.protect(symbol, position):
+                log.warning("%s: the price is past its stop; the monitor closes it", symbol)
+        kept = {r.client_oid for r in self._resting.values()}
+        for oid, s in self._listed.items():
+            symbol = str(s.get("symbol"))
+            if oid in kept or not self._is_ours(oid):
+                continue
+            if symbol in keep:  # an extra: cancelled once the one we keep is known to rest
+                intent = self.journal.get_intent(oid)
+                ours = self._resting.get((symbol, intent.kind if intent is not None else STOP))
+                if ours is None or ours.order_id is None:
+                    continue
+            log.info("%s: cancelling resting stop %s (%s)", symbol, oid,
+                     "no position" if symbol not in keep else "an extra one")
+            self._cancel(symbol, _Resting(oid, str(s.get("id")), 0.0))
+        return filled
+
+    def _settle_one(self, symbol: str, kind: str, resting: _Resting) -> StopFilled | None:
+        # A stop of ours no longer waiting: what became of it (None: not filled, or not known yet).
+        try:
+            order = self.client.get_order(None, symbol, client_oid=resting.client_oid)
+        except OrderNotFound:
+            order = None
+        except KuCoinError as exc:
+            log.debug("lookup of stop %s failed, next time: %s", resting.client_oid, exc)
+            self._resting.setdefault((symbol, kind), resting)
+            return None
+        if self._resting.get((symbol, kind)) is resting:
+            del self._resting[(symbol, kind)]
+        if order is None:
+            self.journal.mark_rejected(resting.client_oid, "not on the exchange: never placed")
+            return None
+        intent = self.journal.apply_order(resting.client_oid, with_fee(order, self.client.markets[symbol]))
+        if intent.status != "filled":
+            return None
+        log.info("%s: resting %s %s filled: %s lots at %s", symbol, kind, resting.client_oid,
+                 order.get("filled"), order.get("average"))
+        return StopFilled(symbol, kind, intent, order)
 
     # -- one order ---------------------------------------------------------------------------------
     def _place(self, symbol: str, kind: str, held: Held, price: float) -> bool:
@@ -207,17 +274,34 @@ class ExchangeStops:
         log.info("%s: %s resting at %s (%s %d, %s)", symbol, kind, on_tick, closing, held.contracts, oid)
         return True
 
-    def _cancel(self, symbol: str, resting: _Resting) -> None:
+    @_locked
+    def tidy(self) -> None:
+        """Retry the cancels of replaced stops that failed (a 5xx, a timeout): none piles up."""
+        for symbol, resting in list(self._retired):
+            if self._cancel(symbol, resting, retry=False) or not self._retired_failed:
+                self._retired.remove((symbol, resting))
+
+    def _cancel(self, symbol: str, resting: _Resting, *, retry: bool = True) -> bool:
+        # True once cancelled; False if it was gone (triggered or cancelled): the caller looks it
+        # up. A cancel that failed (no answer, busy) is retried by tidy() while it is still ours.
+        self._retired_failed = False
         try:
             if resting.order_id is not None:
                 order = self.client.cancel_stop_order(resting.order_id, symbol=symbol)
             else:
                 order = self.client.cancel_stop_order(client_oid=resting.client_oid, symbol=symbol)
-        except KuCoinError as exc:  # gone already (triggered or cancelled): reconcile looks it up
+        except (TransportError, OrderOutcomeUnknown) as exc:
+            log.warning("%s: cancel of stop %s failed, retried: %s", symbol, resting.client_oid, exc)
+            self._retired_failed = True
+            if retry:
+                self._retired.append((symbol, resting))
+            return False
+        except KuCoinError as exc:
             log.info("%s: cancel of stop %s: %s", symbol, resting.client_oid, exc)
-            return
+            return False
         if self.journal.get_intent(resting.client_oid) is not None and order.get("status") not in (None, "open"):
             self.journal.apply_order(resting.client_oid, order)
+        return True
 
     def _on_tick(self, symbol: str, price: float) -> float:
         tick = Decimal(str(self.client.markets[symbol]["precision"]["price"]))

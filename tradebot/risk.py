@@ -11,9 +11,14 @@ data age as seconds measured by the caller.
     exit_state = ProtectiveExit.from_entry("long", fill_price, atr, limits=limits)
     exit_state = update_trailing(exit_state, last_price)
     reason = check_exit(exit_state, last_price)  # "stop", "trailing_stop", "take_profit" or None
+    plan = plan_entry(action, price=ask, equity=equity, free_margin=free,
+                      terms=ContractTerms.from_market(market), limits=limits)  # sized, exits set
+    hit = candle_exit(exit_state, open_price=o, high=h, low=l)  # a candle's path, worst first
 
 Protective exits are cheap checks the bot runs on every price update; an exit they trigger is sent
-at the executor's HIGH priority, ahead of account reads and market-data fallback.
+at the executor's HIGH priority, ahead of account reads and market-data fallback. The backtest
+runs the same rules: ``plan_entry`` sizes both, ``candle_exit`` applies ``check_exit`` to a
+candle, and ``liquidation_price`` is the exchange's formula for an isolated position.
 """
 from __future__ import annotations
 
@@ -23,16 +28,23 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from kucoin_futures.errors import InvalidArgument
+from tradebot.strategy import Action, ActionKind
 
 __all__ = [
     "DAY_MS",
+    "MARGIN_HEADROOM",
+    "ContractTerms",
+    "EntryPlan",
     "ExitReason",
     "ProtectiveExit",
     "RiskLimits",
     "RiskState",
+    "candle_exit",
     "check_exit",
     "effective_leverage",
     "entry_allowed",
+    "liquidation_price",
+    "plan_entry",
     "position_size",
     "update_risk_state",
     "update_trailing",
@@ -40,6 +52,9 @@ __all__ = [
 ]
 
 DAY_MS = 86_400_000
+# A market order can fill a few ticks worse than the quote it was sized on; sizing against all
+# the free margin then meets 300003 (insufficient balance). Leave this share of it unused.
+MARGIN_HEADROOM = 0.95
 
 ExitReason = Literal["stop", "trailing_stop", "take_profit"]
 
@@ -96,7 +111,7 @@ def position_size(
     """
     numbers = (equity, risk_per_trade, entry_price, stop_price, multiplier, available_margin,
                taker_fee_rate)
-    if not all(math.isfinite(x) for x in numbers):
+    if not all(map(math.isfinite, numbers)):
         raise InvalidArgument("position_size needs finite numbers")
     if entry_price <= 0 or stop_price <= 0 or stop_price == entry_price:
         raise InvalidArgument(f"need positive prices with a stop distance (entry {entry_price}, "
@@ -118,6 +133,63 @@ def position_size(
     # overshoot it can allow is ~1e-12 of the margin, far below any exchange's rounding.
     contracts = min(math.floor(min(by_risk, by_margin) * (1 + 1e-12)), max_order_qty)
     return max(0, contracts - contracts % lot_size)
+
+
+@dataclass(frozen=True, slots=True)
+class ContractTerms:
+    """What the rules need of one contract (KuCoin's contract object as ccxt's market has it)."""
+
+    multiplier: float  # coins per contract (ccxt contractSize)
+    lot_size: int = 1
+    max_order_qty: int = 1_000_000
+    max_leverage: float | None = None
+    taker_fee_rate: float = 0.0
+    maker_fee_rate: float = 0.0
+    maintenance_margin_rate: float = 0.0  # KuCoin's maintainMargin (the first risk-limit tier)
+
+    @classmethod
+    def from_market(cls, market: Any) -> ContractTerms:
+        """Return the terms of a ccxt market dict (KuCoinClient.markets[symbol])."""
+        info = market.get("info") or {}
+        return cls(multiplier=float(market["contractSize"]), lot_size=int(market["precision"]["amount"] or 1),
+                   max_order_qty=int(market["limits"]["amount"]["max"] or 1_000_000),
+                   max_leverage=market["limits"]["leverage"]["max"],
+                   taker_fee_rate=float(market.get("taker") or 0), maker_fee_rate=float(market.get("maker") or 0),
+                   maintenance_margin_rate=float(info.get("maintainMargin") or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPlan:
+    """An entry the rules allow: its side, size and leverage, and the exits planned at `price`
+    (the bot re-anchors them on the fill price with ProtectiveExit.from_entry)."""
+
+    side: Literal["long", "short"]
+    contracts: int
+    leverage: int
+    price: float
+    exits: ProtectiveExit
+
+
+def plan_entry(action: Action, *, price: float, equity: float, free_margin: float,
+               terms: ContractTerms, limits: RiskLimits) -> EntryPlan | None:
+    """Return the entry order for an entry `action` at `price` (the ask for a long, the bid for a
+    short), or None when its size rounds to 0 lots.
+
+    The stop keeps the action's distance from its reference close; the size risks
+    ``risk_per_trade`` of `equity` at that stop, within MARGIN_HEADROOM of `free_margin` at the
+    contract-capped leverage (position_size).
+    """
+    side: Literal["long", "short"] = "long" if action.kind is ActionKind.ENTER_LONG else "short"
+    if not action.is_entry or action.price is None or action.stop_price is None or action.atr is None:
+        raise InvalidArgument(f"plan_entry needs an entry action with its price, stop and ATR: {action}")
+    stop_price = price - (action.price - action.stop_price)  # keep the ATR distance
+    leverage = effective_leverage(limits.leverage, terms.max_leverage)
+    size = position_size(equity, limits.risk_per_trade, price, stop_price, terms.multiplier, terms.lot_size,
+                         terms.max_order_qty, leverage=leverage, available_margin=free_margin * MARGIN_HEADROOM,
+                         taker_fee_rate=terms.taker_fee_rate)
+    if size <= 0:
+        return None
+    return EntryPlan(side, size, leverage, price, ProtectiveExit.from_entry(side, price, action.atr, limits=limits))
 
 
 def effective_leverage(configured: int, contract_max: float | None) -> int:
@@ -265,3 +337,55 @@ def check_exit(state: ProtectiveExit, last_price: float) -> ExitReason | None:
     if target is not None and ((last_price >= target) if long else (last_price <= target)):
         return "take_profit"
     return None
+
+
+def candle_exit(state: ProtectiveExit, *, open_price: float, high: float, low: float,
+                liquidation_price: float | None = None) -> tuple[str, float] | None:
+    """Return (reason, price) of the first exit one candle triggers, or None.
+
+    Which came first inside a candle is unknown, so its path is taken in the order worst for the
+    position: the open, then the adverse extreme (a long's low, a short's high), then the
+    favourable one; ``check_exit`` judges each point, as it judges each live price. A level the
+    open is already past exits at the open (a gap); otherwise the stop exits at the stop price and
+    the take profit at its price. "liquidation" (at `liquidation_price`) when the adverse path
+    reaches it before the stop (an open past it, or a liquidation price nearer than the stop).
+    """
+    long = state.side == "long"
+    adverse, favourable = (low, high) if long else (high, low)
+    if liquidation_price is not None:
+        sign = 1.0 if long else -1.0  # > 0: the price is on the safe side of the level
+        if sign * (open_price - liquidation_price) <= 0 or (
+                sign * (adverse - liquidation_price) <= 0 and sign * (liquidation_price - state.stop_price) >= 0):
+            return "liquidation", float(liquidation_price)  # past it at the open, or reached before the stop
+    reason = check_exit(state, open_price)
+    if reason is not None:
+        return reason, open_price
+    reason = check_exit(state, adverse)
+    if reason is not None:
+        return reason, state.stop_price
+    reason = check_exit(state, favourable)
+    if reason is not None:
+        return reason, float(state.take_profit_price)  # type: ignore[arg-type]
+    return None
+
+
+def liquidation_price(side: str, entry_price: float, *, contracts: int, multiplier: float, margin: float,
+                      maintenance_margin_rate: float) -> tuple[float, float]:
+    """Return (liquidation, bankruptcy) price of an isolated linear (USDT) position, as KuCoin
+    computes them (the position object's liquidationPrice / bankruptPrice): bankrupt where the
+    margin plus the PnL is 0, liquidated where it falls to the maintenance margin of the entry
+    value. With q = contracts x multiplier coins, E the entry, M the margin, r the rate:
+
+        long    Pb = E - M/q    Pl = Pb + r E        (M = qE/L: Pl = E (1 - 1/L + r))
+        short   Pb = E + M/q    Pl = Pb - r E
+    """
+    size = contracts * abs(multiplier)
+    if size <= 0 or entry_price <= 0:
+        raise InvalidArgument("liquidation_price needs contracts and a positive entry price")
+    if side == "long":
+        bankrupt = entry_price - margin / size
+        liquidation = bankrupt + maintenance_margin_rate * entry_price
+    else:
+        bankrupt = entry_price + margin / size
+        liquidation = bankrupt - maintenance_margin_rate * entry_price
+    return max(liquidation, 0.0), max(bankrupt, 0.0)

@@ -7,6 +7,12 @@ the ``STRATEGY`` setting (``"module:function"``) to one. Nothing here reads a cl
 or the settings: the bot passes closed candles (``closed_candles`` drops the forming one) and the
 position, and turns the returned ``Action`` into orders through the risk module.
 
+A ``SignalStrategy`` (the default is one) is also callable that way, and has two parts: its
+``signals`` over a whole series, vectorised and computed once, and its ``decide`` on closed
+candle i. The live bot calls it on its window (decide on the last candle); the backtest computes
+the signals of each series once and asks ``decide`` only where a signal is set (a plain function
+runs there too, called on each candle's window: backtest.engine.as_signal_strategy).
+
 The default, ``trend_momentum``, on the last closed candle (defaults in brackets):
 
     trend       EMA(close, fast [20]) above / below EMA(close, slow [50])
@@ -26,6 +32,7 @@ and StockCharts' ChartSchool worked examples, which the tests reproduce.
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 import logging
 import math
@@ -44,9 +51,12 @@ __all__ = [
     "Action",
     "ActionKind",
     "Position",
+    "SignalStrategy",
+    "Signals",
     "Strategy",
     "StrategyParams",
     "atr",
+    "candle_rows",
     "closed_candles",
     "ema",
     "load_strategy",
@@ -55,14 +65,14 @@ __all__ = [
     "rsi",
     "true_range",
     "trend_momentum",
+    "trend_momentum_decide",
+    "trend_momentum_signals",
 ]
 
 log = logging.getLogger(__name__)
 
 HISTORY_CANDLES = 300  # candles the bot reads for a decision (and for a stop from the ATR)
-# Beyond this many bars a geometric weight is below 1e-18 of the newest one: the truncated kernel
-# reproduces the exact recurrence to float precision (see _exponential_smooth).
-_NEGLIGIBLE_WEIGHT = 1e-18
+_BLOCK = 128  # values per block of the smoothing recurrence (see _first_order)
 
 
 # -- value types ------------------------------------------------------------------------------
@@ -219,10 +229,6 @@ def macd(close: Any, fast: int = 12, slow: int = 26, signal: int = 9
 
 
 def _exponential_smooth(values: Any, period: int, alpha: float) -> np.ndarray:
-    # The first-order recurrence y[i] = d*y[i-1] + alpha*x[i] (d = 1 - alpha) unrolls into
-    #   y[s+k] = d**k * y[s] + alpha * sum_{j=1..k} d**(k-j) * x[s+j],
-    # a convolution of x with the geometric kernel alpha * d**m: numpy computes it in C instead
-    # of a Python loop. The kernel is cut where d**m < 1e-18, far below float precision.
     if period < 1:
         raise InvalidArgument(f"period must be >= 1, not {period}")
     x = _as_float_array(values)
@@ -234,13 +240,37 @@ def _exponential_smooth(values: Any, period: int, alpha: float) -> np.ndarray:
     out[seed_at] = x[finite[0]:seed_at + 1].mean()
     rest = x[seed_at + 1:]
     if rest.size:
-        decay = 1.0 - alpha
-        span = rest.size if decay == 0 else min(
-            rest.size, math.ceil(math.log(_NEGLIGIBLE_WEIGHT) / math.log(decay)) + 1)
-        kernel = alpha * decay ** np.arange(span)
-        out[seed_at + 1:] = (np.convolve(rest, kernel)[:rest.size]
-                             + out[seed_at] * decay ** np.arange(1, rest.size + 1))
+        out[seed_at + 1:] = _first_order(rest, 1.0 - alpha, alpha, out[seed_at])
     return out
+
+
+def _first_order(x: np.ndarray, decay: float, alpha: float, start: float) -> np.ndarray:
+    # y[i] = decay*y[i-1] + alpha*x[i] from y[-1] = start, exactly, in C: in blocks of _BLOCK,
+    # y[b+k] = decay**(k+1) * y[b-1] + sum_{m<=k} alpha*decay**(k-m) * x[b+m], one lower-triangular
+    # matrix product for all blocks at once; a short loop carries y from block to block (~7x
+    # faster than a full-length convolution on a 90-day 5m series). A non-finite value poisons
+    # every value after it, as in the recurrence.
+    size = min(_BLOCK, x.size)
+    weights, carry = _block_weights(decay, alpha, size)
+    padded = np.zeros(-(-x.size // size) * size)
+    padded[:x.size] = np.nan_to_num(x)
+    local = padded.reshape(-1, size) @ weights
+    y = start
+    for row in local:
+        row += carry * y
+        y = row[-1]
+    out = local.reshape(-1)[:x.size]
+    bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size:
+        out[bad[0]:] = np.nan
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _block_weights(decay: float, alpha: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    lag = np.subtract.outer(np.arange(size), np.arange(size))
+    weights = np.where(lag >= 0, alpha * decay ** np.maximum(lag, 0), 0.0)
+    return np.ascontiguousarray(weights.T), decay ** np.arange(1, size + 1)
 
 
 def _as_float_array(values: Any) -> np.ndarray:
@@ -268,49 +298,108 @@ def closed_candles(candles: Candles, *, timeframe_ms: int, now_ms: int) -> list[
 
 def ohlc_arrays(candles: Candles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (high, low, close) arrays from Candle values or ccxt rows [ts_ms, o, h, l, c, v]."""
+    rows = candle_rows(candles)
+    return rows[:, 2], rows[:, 3], rows[:, 4]
+
+
+# -- the two-part form: signals once per series, a decision per candle ----------------------
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """A strategy's verdicts on every candle of one series, computed once (vectorised numpy).
+
+    Index i is the decision on closed candle i. ``decide`` returns HOLD wherever no mask is set
+    (``active`` False), so a backtest skips those candles without asking. `rows`: the candles,
+    for a strategy decided per window.
+    """
+
+    close: np.ndarray
+    atr: np.ndarray
+    enter_long: np.ndarray  # bool: flat -> ENTER_LONG
+    enter_short: np.ndarray
+    exit_long: np.ndarray  # bool: long -> EXIT
+    exit_short: np.ndarray
+    rows: np.ndarray | None = None
+
+    @property
+    def active(self) -> np.ndarray:
+        """Where decide() may return something other than HOLD, for some position."""
+        return self.enter_long | self.enter_short | self.exit_long | self.exit_short
+
+
+@dataclass(frozen=True, slots=True)
+class SignalStrategy:
+    """A strategy in two parts: ``signals(rows, params)`` over a whole series of ccxt rows
+    [ts_ms, o, h, l, c, v] (vectorised, once) and ``decide(signals, i, position, params)`` on
+    closed candle i (O(1)). Called like a plain strategy, it decides on the last of `candles`:
+    that is the live bot's call; the backtest calls the two parts."""
+
+    signals: Callable[[np.ndarray, StrategyParams], Signals]
+    decide: Callable[[Signals, int, Position, StrategyParams], Action]
+
+    def __call__(self, candles: Candles, position: Position, params: StrategyParams) -> Action:
+        rows = candle_rows(candles)
+        return self.decide(self.signals(rows, params), len(rows) - 1, position, params)
+
+
+def candle_rows(candles: Candles) -> np.ndarray:
+    """Return an (n, 6) float array [ts_ms, o, h, l, c, v] of Candle values or ccxt rows."""
     if isinstance(candles, np.ndarray) or (len(candles) and not isinstance(candles[0], Candle)):
         rows = np.asarray(candles, dtype=float)
         if rows.size == 0:
-            return np.empty(0), np.empty(0), np.empty(0)
+            return np.empty((0, 6))
         if rows.ndim != 2 or rows.shape[1] < 5:
             raise InvalidArgument("candle rows must be [ts_ms, open, high, low, close, ...]")
-        return rows[:, 2], rows[:, 3], rows[:, 4]
-    n = len(candles)
-    high = np.fromiter((c.high for c in candles), float, n)
-    low = np.fromiter((c.low for c in candles), float, n)
-    close = np.fromiter((c.close for c in candles), float, n)
-    return high, low, close
+        return rows
+    return np.array([(c.ts_ms, c.open, c.high, c.low, c.close, c.volume) for c in candles],
+                    dtype=float).reshape(-1, 6)
 
 
 # -- the default strategy ---------------------------------------------------------------------
-def trend_momentum(candles: Candles, position: Position, params: StrategyParams) -> Action:
-    """Return the default trend-and-momentum decision on the last closed candle (module doc)."""
-    high, low, close = ohlc_arrays(candles)
-    if close.size < params.min_candles:
-        return Action(ActionKind.HOLD, f"too few candles: {close.size} < {params.min_candles}")
-    fast = ema(close, params.ema_fast)[-1]
-    slow = ema(close, params.ema_slow)[-1]
+def trend_momentum_signals(rows: np.ndarray, params: StrategyParams) -> Signals:
+    """Return the default strategy's verdicts on every candle of `rows` (module doc)."""
+    high, low, close = rows[:, 2], rows[:, 3], rows[:, 4]
+    n = close.size
+    if n == 0:
+        none = np.zeros(0, dtype=bool)
+        return Signals(close, np.empty(0), none, none, none, none)
+    fast, slow = ema(close, params.ema_fast), ema(close, params.ema_slow)
+    hist = macd(close, params.macd_fast, params.macd_slow, params.macd_signal)[2]
+    strength = rsi(close, params.rsi_period)
+    volatility = atr(high, low, close, params.atr_period)
+    ready = np.arange(n) >= params.min_candles - 1  # fewer closed candles: indicators not warm
+    up, down = ready & (fast > slow), ready & (fast < slow)
+    volatile = np.isfinite(volatility) & (volatility > 0)
+    (lo_long, hi_long), (lo_short, hi_short) = params.rsi_long_band, params.rsi_short_band
+    enter_long = up & volatile & (hist > 0) & (strength > lo_long) & (strength < hi_long)
+    enter_short = down & volatile & (hist < 0) & (strength > lo_short) & (strength < hi_short)
+    return Signals(close, volatility, enter_long, enter_short, exit_long=down, exit_short=up)
+
+
+def trend_momentum_decide(signals: Signals, i: int, position: Position,
+                          params: StrategyParams) -> Action:
+    """Return the default strategy's decision on closed candle i of a series (module doc)."""
+    if i + 1 < params.min_candles:
+        return Action(ActionKind.HOLD, f"too few candles: {i + 1} < {params.min_candles}")
     if position.side == "long":
-        return Action(ActionKind.EXIT, "trend reversed against the long") if fast < slow \
+        return Action(ActionKind.EXIT, "trend reversed against the long") if signals.exit_long[i] \
             else Action(ActionKind.HOLD, "long: trend intact")
     if position.side == "short":
-        return Action(ActionKind.EXIT, "trend reversed against the short") if fast > slow \
+        return Action(ActionKind.EXIT, "trend reversed against the short") if signals.exit_short[i] \
             else Action(ActionKind.HOLD, "short: trend intact")
-    hist = macd(close, params.macd_fast, params.macd_slow, params.macd_signal)[2][-1]
-    strength = rsi(close, params.rsi_period)[-1]
-    volatility = float(atr(high, low, close, params.atr_period)[-1])
-    price = float(close[-1])
-    if not (volatility > 0 and math.isfinite(volatility)):
-        return Action(ActionKind.HOLD, "no volatility: ATR is 0")
-    lo_long, hi_long = params.rsi_long_band
-    lo_short, hi_short = params.rsi_short_band
-    if fast > slow and hist > 0 and lo_long < strength < hi_long:
-        return _entry(ActionKind.ENTER_LONG, "uptrend with rising momentum", price, volatility,
-                      params)
-    if fast < slow and hist < 0 and lo_short < strength < hi_short:
+    price, volatility = float(signals.close[i]), float(signals.atr[i])
+    if signals.enter_long[i]:
+        return _entry(ActionKind.ENTER_LONG, "uptrend with rising momentum", price, volatility, params)
+    if signals.enter_short[i]:
         return _entry(ActionKind.ENTER_SHORT, "downtrend with falling momentum", price, volatility,
                       params)
+    if not (volatility > 0 and math.isfinite(volatility)):
+        return Action(ActionKind.HOLD, "no volatility: ATR is 0")
     return Action(ActionKind.HOLD, "no signal", price=price, atr=volatility)
+
+
+# ``trend_momentum(candles, position, params)`` decides on the last closed candle (the live bot);
+# the backtest calls its two parts.
+trend_momentum = SignalStrategy(trend_momentum_signals, trend_momentum_decide)
 
 
 def _entry(kind: ActionKind, reason: str, price: float, volatility: float,

@@ -17,19 +17,24 @@ from typing import Any
 
 from kucoin_futures.errors import ClientClosed, KuCoinError, OrderOutcomeUnknown, TransportError
 from kucoin_futures.protocol.types import timeframe_ms
+from tradebot.events import EventBus, EventKind
 from tradebot.journal import Journal
+from tradebot.ops.control import Controls
+from tradebot.ops.report import LoopTimes, PositionView, ReadTap, fill_event, position_views
 from tradebot.order_desk import OrderDesk, RunStats
 from tradebot.outage import OutageLog
-from tradebot.protection import Guard, Holding, protection_record
+from tradebot.records import Fill, Intent
+from tradebot.resting import ExchangeStops
+from tradebot.holdings import Holding, protection_record
+from tradebot.protection import Guard
 from tradebot.reconcile import reconcile
 from tradebot.risk import (
     DAY_MS,
-    ProtectiveExit,
+    ContractTerms,
     RiskLimits,
     RiskState,
-    effective_leverage,
     entry_allowed,
-    position_size,
+    plan_entry,
     update_risk_state,
     utc_day,
 )
@@ -50,9 +55,6 @@ log = logging.getLogger(__name__)
 MONITOR_INTERVAL_S = 1.0  # protective exits are checked this often, on their own thread
 GUARD_JOIN_S = 3.0
 SCAN_LOG_INTERVAL_S = 15.0  # at most one "scan:" line this often
-# A market order can fill a few ticks worse than the quote it was sized on; sizing against all
-# the free margin then meets 300003 (insufficient balance). Leave this share of it unused.
-MARGIN_HEADROOM = 0.95
 
 
 class Trader:
@@ -66,7 +68,8 @@ class Trader:
 
     def __init__(self, client: Any, broker: Any, journal: Journal, settings: Any, *,
                  universe: list[str], wall_clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 events: EventBus | None = None, controls: Controls | None = None) -> None:
         self.client = client
         self.broker = broker
         self.journal = journal
@@ -79,10 +82,21 @@ class Trader:
         self.wall_clock = wall_clock
         self.monotonic = monotonic
         self.stats = RunStats()
-        self._desk = OrderDesk(client, broker, journal, stats=self.stats, wall_clock=wall_clock)
-        self._guard = Guard(client, broker, journal, settings, desk=self._desk, limits=self.limits,
+        # The owner's view (tradebot/ops): events out, controls in, what the loops did. The
+        # protection reads through taps, so the view's prices cost no exchange call.
+        self.events = events if events is not None else EventBus()
+        self.controls = controls if controls is not None else Controls()
+        self.controls.attach(journal)
+        self.loops = LoopTimes(monotonic=monotonic)
+        self.tap, self.broker_tap = ReadTap(client), ReadTap(broker)
+        journal.add_fill_listener(self._on_fill)
+        self._desk = OrderDesk(client, broker, journal, stats=self.stats, wall_clock=wall_clock, events=self.events)
+        # Stops rest on the exchange where the broker is the exchange (live, --simulate), not on paper.
+        stops = ExchangeStops(client, journal, new_oid=self._desk.new_oid, monotonic=monotonic) \
+            if broker is client else None
+        self._guard = Guard(self.tap, self.broker_tap, journal, settings, desk=self._desk, limits=self.limits,
                             params=self.params, timeframe_ms=self.timeframe_ms,
-                            wall_clock=wall_clock, monotonic=monotonic)
+                            wall_clock=wall_clock, monotonic=monotonic, stops=stops)
         self._outage = OutageLog()
         self._next_scan_log = 0.0
         self._scan_signals = 0
@@ -124,6 +138,18 @@ class Trader:
     def open_pnl(self) -> list[tuple[str, str, int, float | None]]:
         return self._guard.open_pnl()
 
+    def position_views(self) -> list[PositionView]:
+        """The open positions marked at the last price the protection read (no exchange call)."""
+        stops = self._guard.stops
+        with self._desk.lock:
+            return position_views(self.holdings, self.tap.tickers, self.client.markets,
+                                  has_resting_stop=None if stops is None else stops.has_stop)
+
+    @property
+    def exchange_down(self) -> bool:
+        """True while the loop's calls fail for want of the exchange (an outage is on)."""
+        return self._outage.down
+
     # -- startup -------------------------------------------------------------------------------
     def reconcile(self) -> None:
         """Resolve intents a previous run left open by looking them up (never re-sending them),
@@ -133,6 +159,7 @@ class Trader:
             log.info("journal reconciled: %s", report)
         self._desk.refresh_unresolved()
         self.sync_positions()
+        self.controls.restore()
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop: threading.Event, *, duration_s: float | None = None, once: bool = False) -> None:
@@ -145,6 +172,7 @@ class Trader:
         finished = threading.Event()
         guard = threading.Thread(target=self._protect_loop, args=(finished,), name="bot-protect",
                                  daemon=True)
+        self.loops.start_run()
         guard.start()
         try:
             next_scan = self.monotonic()
@@ -164,16 +192,34 @@ class Trader:
         finally:
             finished.set()
             guard.join(GUARD_JOIN_S)
+            self.loops.running = False
+            for request in self.controls.take_exit_requests():
+                request.resolve("not running")
 
     def _protect_loop(self, finished: threading.Event) -> None:
         # Protection goes on while a stopping scan unwinds; it ends with the run.
         while not finished.is_set():
             self._guarded("monitor", self.protect)
+            self._force_exits()
             finished.wait(MONITOR_INTERVAL_S)
+
+    def _force_exits(self) -> None:
+        # The owner's force exits (POST /api/v1/forceexit), on this thread through the journaled
+        # exit path, never on the web server's thread.
+        for request in self.controls.take_exit_requests():
+            if request.symbol not in self.holdings:
+                request.resolve("not held")
+                continue
+            self._guarded("force exit", self.exit, request.symbol, "force exit (owner)")
+            holding = self.holdings.get(request.symbol)
+            request.resolve("closed" if holding is None else "exit sent" if holding.exit_oid is not None
+                            else "not closed")
 
     def _guarded(self, what: str, fn: Callable[..., None], *args: Any) -> None:
         # The exchange may go away mid-run: keep the loop (and the protection) alive. An outage
-        # is logged when it starts, as a reminder at a growing interval, and when it ends.
+        # is logged (and published) when it starts, as a reminder at a growing interval, and
+        # logged when it ends.
+        started, ok = self.monotonic(), False
         try:
             fn(*args)
         except ClientClosed:
@@ -183,13 +229,18 @@ class Trader:
             message = self._outage.failed(f"{what}: {exc}", self.monotonic())
             if message is not None:
                 log.warning("%s", message)
+                self.events.emit(EventKind.ERROR, message, loop=what, error=type(exc).__name__)
         except KuCoinError as exc:
             self.stats.scan_errors += 1
             log.warning("%s failed: %s", what, exc)
+            self.events.emit(EventKind.ERROR, f"{what} failed: {exc}", loop=what, error=type(exc).__name__)
         else:
+            ok = True
             message = self._outage.recovered(self.monotonic())
             if message is not None:
                 log.warning("%s", message)
+        finally:
+            self.loops.record(what, started, ok)
 
     def scan(self, stop: threading.Event | None = None) -> None:
         """Decide on every symbol of the universe; enter where the strategy and risk agree."""
@@ -237,26 +288,22 @@ class Trader:
         ok, reason = entry_allowed(symbol, open_symbols=open_symbols, state=self.risk_state,
                                    limits=self.limits, data_age_s=age_s,
                                    ws_reconnecting=self._ws_reconnecting())
+        if ok and self.controls.entries_stopped:
+            ok, reason = False, "entries stopped by the owner (POST /api/v1/startentry resumes them)"
         if not ok:
             log.debug("no entry on %s: %s", symbol, reason)
             return False
         market = self.client.markets[symbol]
         long = action.kind is ActionKind.ENTER_LONG
-        price = ticker["ask"] if long else ticker["bid"]
-        stop_price = price - (action.price - action.stop_price)  # keep the ATR distance
-        leverage = effective_leverage(self.settings.leverage, market["limits"]["leverage"]["max"])
-        size = position_size(equity, self.limits.risk_per_trade, price, stop_price,
-                             float(market["contractSize"]), int(market["precision"]["amount"] or 1),
-                             int(market["limits"]["amount"]["max"] or 1_000_000), leverage=leverage,
-                             available_margin=free * MARGIN_HEADROOM,
-                             taker_fee_rate=float(market.get("taker") or 0))
-        if size <= 0:
+        # the backtest sizes and protects with the same plan_entry (tradebot/backtest/engine.py)
+        plan = plan_entry(action, price=ticker["ask"] if long else ticker["bid"], equity=equity,
+                          free_margin=free, terms=ContractTerms.from_market(market), limits=self.limits)
+        if plan is None:
             log.info("no entry on %s: size rounds to 0 lots", symbol)
             return False
-        side = "long" if long else "short"
-        planned = ProtectiveExit.from_entry(side, price, action.atr, limits=self.limits)
+        side, size, leverage, price, planned = plan.side, plan.contracts, plan.leverage, plan.price, plan.exits
         with self._desk.claim(symbol) as claimed:
-            if not claimed:
+            if not claimed or self.controls.entries_stopped:  # a stop that came while this was sized
                 return False
             oid = self._desk.new_oid()
             protection = protection_record(symbol, oid, planned, action.atr)
@@ -309,6 +356,18 @@ class Trader:
                                             limits=self.limits, day_start_equity=day_start)
         if self.risk_state.tripped and not was_tripped:  # once, not at every scan
             log.warning("daily loss limit reached: no new entries today")
+            state = self.risk_state
+            self.events.emit(EventKind.KILL_SWITCH, f"daily loss limit reached ({state.loss_fraction(equity):.1%} of "
+                             f"the day's starting equity): no new entries until the next UTC day",
+                             equity_usdt=equity, day_start_equity_usdt=state.start_equity,
+                             loss_fraction=round(state.loss_fraction(equity), 6),
+                             flatten=self.limits.flatten_on_daily_loss)
+
+    def _on_fill(self, intent: Intent, fill: Fill) -> None:
+        # The journal recorded a fill (on whichever thread applied it): an entry or an exit event.
+        holding = self.holdings.get(intent.symbol)
+        kind, message, details = fill_event(intent, fill, entry_price=None if holding is None else holding.entry_price)
+        self.events.emit(kind, message, **details)
 
     def _ws_reconnecting(self) -> bool:
         ws = self.client.websocket

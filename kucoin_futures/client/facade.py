@@ -46,6 +46,7 @@ from kucoin_futures.errors import (
     RateLimited,
     TransportError,
 )
+from kucoin_futures.client.account import AccountData, AccountEvent, build_account_feed, placed_hook
 from kucoin_futures.client.health import health_report
 from kucoin_futures.client.history import fetch_candle_history, fetch_funding_history
 from kucoin_futures.client.market import PREFETCH_TIMEOUT_S, MarketData
@@ -57,6 +58,7 @@ from kucoin_futures.client.prefetch import PrefetchResult
 from kucoin_futures.rest.gateway import RestGateway, build_exchange
 from kucoin_futures.client.ccxt_shapes import OHLCV
 from kucoin_futures.ws.client import KuCoinWebSocket
+from kucoin_futures.ws.private_feed import DEFAULT_QUEUE_SIZE
 from kucoin_futures.ws.subscriptions import State as WsState
 
 __all__ = [
@@ -84,6 +86,10 @@ class KuCoinClient:
         futures_url: KuCoin Futures REST base URL; the only host the client talks to.
         gil_switch_interval_s: passed to KuCoinWebSocket (sys.setswitchinterval while it runs;
             None leaves the process's setting alone).
+        on_account_event: with credentials and the WebSocket, called on the private feed's thread
+            with each account event (see account_events); keep it short, never call REST from it.
+            Given, the private feed starts with the client; else at the first account read.
+        account_queue_size: account events kept for account_events(); beyond, the oldest drop.
         exchange, gateway, websocket, orders: injected parts (tests, shared executors); by default
             built from the arguments above, without I/O.
         clock: monotonic seconds, for freshness.
@@ -101,6 +107,8 @@ class KuCoinClient:
         futures_url: str = DEFAULT_FUTURES_URL,
         request_timeout_s: float = 10.0,
         gil_switch_interval_s: float | None = None,
+        on_account_event: Callable[[AccountEvent], object] | None = None,
+        account_queue_size: int = DEFAULT_QUEUE_SIZE,
         # injected parts
         exchange: Any = None,
         gateway: RestGateway | None = None,
@@ -122,8 +130,12 @@ class KuCoinClient:
             exchange = build_exchange(futures_url, api_key=api_key, api_secret=api_secret,
                                       api_passphrase=api_passphrase, timeout_ms=int(request_timeout_s * 1000))
         self._gateway = gateway if gateway is not None else RestGateway(exchange, clock=clock)
-        self._orders = orders if orders is not None else OrderManager(self._gateway, clock=clock,
-                                                                      wall_clock=wall_clock)
+        feed = build_account_feed(  # the private feed: with credentials and the WebSocket
+            self._gateway, enabled=enable_websocket and api_key is not None, on_event=on_account_event,
+            max_queued=account_queue_size, transport=ws_transport, clock=clock, wall_clock=wall_clock)
+        self._orders = orders if orders is not None else OrderManager(
+            self._gateway, clock=clock, wall_clock=wall_clock, on_placed=placed_hook(feed))
+        self._account = AccountData(self._gateway, self._orders, feed, start_early=on_account_event is not None)
         self._ws: KuCoinWebSocket | None = None
         if enable_websocket:
             self._ws = websocket if websocket is not None else KuCoinWebSocket(
@@ -186,6 +198,7 @@ class KuCoinClient:
                     raise ClientClosed("KuCoinClient is closed")
                 if self._ws is not None and self._ws.state is WsState.NEW:  # an injected one may run
                     self._ws.start()
+                self._account.start()
                 self._started = True
         return self
 
@@ -222,6 +235,7 @@ class KuCoinClient:
             self._orders.close()
             if self._ws is not None:
                 self._ws.stop()
+            self._account.close()
             self._gateway.close()
 
     def __enter__(self) -> KuCoinClient:
@@ -317,7 +331,7 @@ class KuCoinClient:
                   client_oid: str | None = None) -> dict[str, Any]:
         """Return an order by exchange id or by our client_oid."""
         self._ensure_started()
-        return self._orders.get_order(order_id, symbol, client_oid=client_oid)
+        return self._account.get_order(order_id, symbol, client_oid)
 
     def get_open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
         self._ensure_started()
@@ -334,11 +348,17 @@ class KuCoinClient:
         """Return ccxt's balance of the futures account in `currency` (a settle currency's ccxt
         code: "USDT", "BTC", ...; InvalidArgument for anything else, before anything is sent)."""
         self._ensure_started()
-        return self._orders.get_balance(currency)
+        return self._account.get_balance(currency)
 
     def get_positions(self) -> list[dict[str, Any]]:
         self._ensure_started()
-        return self._orders.get_positions()
+        return self._account.get_positions()
+
+    def account_events(self, timeout_s: float = 0.0) -> list[AccountEvent]:
+        """Drain the account events queued by the private feed (OrderUpdate, StopOrderUpdate,
+        PositionChange, FundingSettlement, WalletChange), waiting up to `timeout_s` for the first."""
+        self._ensure_started()
+        return self._account.account_events(timeout_s)
 
     def set_leverage(self, symbol: str, leverage: int) -> dict[str, Any]:
         self._ensure_started()
@@ -414,10 +434,11 @@ class KuCoinClient:
         limit, remaining, reset_in_s), ``queue_depths`` (priority name -> queued calls),
         ``in_flight``, and ``websocket``: ``enabled`` and, when enabled, ``state``, ``healthy``,
         ``connections``, ``reconnects``, ``connect_failures``, ``messages``, ``malformed``, ``resyncs`` and
-        ``data_ages_s`` (topic -> seconds since its newest message, None before the first).
+        ``data_ages_s`` (topic -> seconds since its newest message, None before the first);
+        ``private_websocket``: the account feed's state, ``fresh`` caches, seeds and ``events``.
         """
         return health_report(started=self._started, closed=self._closed, source_counts=self.source_counts,
-                             gateway=self._gateway, ws=self._ws)
+                             gateway=self._gateway, ws=self._ws, account=self._account.health())
 
     # -- internals -----------------------------------------------------------------------------
     def _ensure_started(self) -> None:

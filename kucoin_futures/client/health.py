@@ -63,9 +63,11 @@ class DegradedLog:
 
 
 def health_report(*, started: bool, closed: bool, source_counts: dict[str, int], gateway: Any,
-                  ws: Any) -> dict[str, Any]:
-    """The plain dict KuCoinClient.health() returns (see its docstring)."""
+                  ws: Any, account: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The plain dict KuCoinClient.health() returns (see its docstring); ``account``: the private
+    feed's own report (``AccountFeed.health()``), under "private_websocket"."""
     report: dict[str, Any] = {"started": started, "closed": closed, "source_counts": source_counts}
+    report["private_websocket"] = account if account is not None else {"enabled": False}
     report.update(gateway.health())  # no I/O: the executor's own counters
     if ws is None:
         report["websocket"] = {"enabled": False}

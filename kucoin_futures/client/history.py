@@ -27,12 +27,11 @@ __all__ = ["PAGE_CANDLES", "candle_windows", "fetch_candle_history", "fetch_fund
 log = logging.getLogger(__name__)
 
 PAGE_CANDLES = 500  # candles asked per kline window (KlinePager re-asks a cut side at a 200-row cap)
+MAX_MS = 10**13  # epoch ms bound of a range (the year 2286): beyond it a value is a caller's bug
 MAX_FUNDING_PAGES = 1000  # 100 settlements an answer (protocol notes section 17): ~90 years of 8 h
 # GET /api/v1/contract/funding-rates?symbol=&from=&to= (protocol notes section 17): the market's
-# settled rates, newest first. Public pool, weight 5 (ccxt's table: "5PW"). The gateway's
-# endpoint table has no row of its own for it yet, so it is charged as fetch_trades, the public
-# GET of the same weight; a row "fetch_funding_rate_history" there should replace this name.
-FUNDING_OPERATION = "fetch_trades"
+# settled rates, newest first. Public pool, weight 5 (ccxt's table: "5PW").
+FUNDING_OPERATION = "fetch_funding_rate_history"
 
 
 def candle_windows(timeframe: str, *, since_ms: int, until_ms: int) -> list[tuple[int, int]]:
@@ -53,6 +52,8 @@ def fetch_candle_history(gateway: RestGateway, symbol: str, timeframe: str, *, s
     newest row may be the candle in progress."""
     kucoin_id = _kucoin_id(gateway, symbol)
     windows = candle_windows(timeframe, since_ms=since_ms, until_ms=until_ms)
+    if on_page is not None and not callable(on_page):
+        raise InvalidArgument(f"on_page must be a callable or None, not {on_page!r}")
     rows: list[list[float]] = []
     for done, (lo, hi) in enumerate(windows, start=1):
         candles = fetch_klines(_low_get(gateway), kucoin_id, timeframe, from_ms=lo, to_ms=hi,
@@ -112,7 +113,7 @@ def _low_get(gateway: RestGateway) -> Callable[[str, Mapping[str, Any]], Any]:
 
 def _check_range(since_ms: int, until_ms: int) -> None:
     for name, value in (("since_ms", since_ms), ("until_ms", until_ms)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidArgument(f"{name} must be a non-negative int of epoch ms, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MS:
+            raise InvalidArgument(f"{name} must be an int of epoch ms from 0 to {MAX_MS}, got {value!r}")
     if since_ms >= until_ms:
         raise InvalidArgument(f"since_ms {since_ms} must be before until_ms {until_ms}")

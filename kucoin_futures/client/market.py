@@ -152,21 +152,7 @@ class MarketData:
     def prefetch(self, symbols: Iterable[str], *, timeframes: Iterable[str] = ("1m",), tickers: bool = True,
                  order_books: bool = False, timeout_s: float = PREFETCH_TIMEOUT_S,
                  on_symbol_done: Callable[[str], object] | None = None) -> PrefetchResult:
-        """Subscribe the market data of many symbols at once, then wait once for it to arrive.
-
-        One wait of at most `timeout_s` replaces a wait of up to FIRST_READ_WAIT_S per first
-        read; no later read of these series waits. Late data is no error: its symbols are the
-        result's `missing` (every symbol without the WebSocket), read from REST until it arrives.
-        `on_symbol_done(symbol)` is called on this thread as each symbol's wait ends, arrived or
-        not (at once for every symbol without the WebSocket): a progress bar's hook.
-
-        Returns:
-            PrefetchResult(ready=(...), missing=(...)), symbols in the order given; ready: its
-            ticker (if `tickers`), candles of every timeframe and book (if `order_books`) arrived.
-
-        Raises:
-            InvalidArgument: an unknown symbol or timeframe, a bad timeout (before any subscribe).
-        """
+        """KuCoinClient.prefetch (see its docstring): subscribe many series at once, wait once."""
         unique, keys = plan_prefetch(symbols, timeframes, tickers=tickers, order_books=order_books,
                                      timeout_s=timeout_s, on_symbol_done=on_symbol_done)
         self._ensure_started()

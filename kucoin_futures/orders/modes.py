@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from operator import methodcaller
 from typing import Any
 
-from kucoin_futures.errors import AccountModeError, ExchangeRejected, TransportError
+from kucoin_futures.errors import AccountModeError, ExchangeRejected, InvalidArgument, TransportError
 from kucoin_futures.orders.rules import check_margin_mode
 from kucoin_futures.protocol.types import to_kucoin_id
 from kucoin_futures.rest.gateway import RestGateway
@@ -49,8 +49,12 @@ def check_account_modes(gateway: RestGateway, symbols: Iterable[str], margin_mod
     """
     wanted = check_margin_mode(margin_mode)
     if wanted is None:
-        raise AccountModeError("margin mode: give 'isolated' or 'cross'", variable="MARGIN_MODE")
+        raise InvalidArgument("margin_mode=None: give 'isolated' or 'cross'")
+    if isinstance(symbols, (str, bytes)) or not isinstance(symbols, Iterable):
+        raise InvalidArgument(f"symbols={symbols!r}: give a list of symbols such as ['BTC/USDT:USDT']")
     markets = [gateway.market(symbol)["symbol"] for symbol in symbols]
+    for symbol in markets:
+        to_kucoin_id(symbol)  # InvalidArgument for a contract this client does not trade (dated)
     account_mode = _account_mode(gateway)
     if account_mode == "UNIFIED":
         raise AccountModeError(

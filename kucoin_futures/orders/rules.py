@@ -207,7 +207,7 @@ def check_leverage(market: Mapping[str, Any], leverage: Any) -> int | None:
 
 def check_margin_mode(margin_mode: Any) -> str | None:
     """Return "isolated", "cross" or None."""
-    if margin_mode is None or margin_mode in MARGIN_MODES:
+    if margin_mode is None or (isinstance(margin_mode, str) and margin_mode in MARGIN_MODES):
         return margin_mode
     raise InvalidArgument(f"margin_mode={margin_mode!r}: must be 'isolated', 'cross' or None")
 
@@ -278,9 +278,9 @@ def build_stop_request(
 ) -> OrderRequest:
     """Check a stop order against ``market``, then against the current price of its ``price_type``
     (``current_price()`` is asked only once every argument is valid)."""
-    if expect_direction not in (None, "down", "up"):
+    if expect_direction is not None and not (isinstance(expect_direction, str) and expect_direction in ("down", "up")):
         raise InvalidArgument(f"expect_direction={expect_direction!r}: None, 'down' or 'up'")
-    if price_type not in STOP_PRICE_TYPES:
+    if not isinstance(price_type, str) or price_type not in STOP_PRICE_TYPES:
         raise InvalidArgument(f"price_type={price_type!r}: one of {', '.join(map(repr, STOP_PRICE_TYPES))}")
     stop = check_price(market, stop_price)
     close = _check_bool("close_order", close_order)

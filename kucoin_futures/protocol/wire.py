@@ -6,6 +6,7 @@ value and raise ``ProtocolError`` on a wrong shape, so parsers never leak KeyErr
 """
 from __future__ import annotations
 
+import enum
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -31,7 +32,7 @@ __all__ = [
     "TOPIC_TICKER", "TOPIC_TICKER_V2", "TOPIC_TRADE_ORDERS", "TOPIC_WALLET",
     "batch_topics", "build_ping", "build_subscribe", "build_unsubscribe", "is_private_topic",
     "parse_candle_topic", "redact_url", "split_topic", "topic_candle", "topic_execution",
-    "topic_instrument", "topic_level2", "topic_ticker", "topic_ticker_v2", "unwrap_envelope",
+    "topic_instrument", "topic_level2", "topic_position", "topic_ticker", "topic_ticker_v2", "unwrap_envelope",
     "ws_connect_url",
 ]  # the read_* field readers below are shared with protocol.parse but not re-exported
 
@@ -104,6 +105,11 @@ def topic_execution(kucoin_id: str) -> str:
 def topic_instrument(kucoin_id: str) -> str:
     """Return the mark/index price and funding rate topic of a contract."""
     return f"{TOPIC_INSTRUMENT}:{_check_topic_arg(kucoin_id)}"
+
+
+def topic_position(kucoin_id: str) -> str:
+    """Return the private position topic of a contract (changes and funding settlements)."""
+    return f"{TOPIC_POSITION}:{_check_topic_arg(kucoin_id)}"
 
 
 def split_topic(topic: str) -> tuple[str, list[str]]:
@@ -277,6 +283,41 @@ def read_int(value: Any, what: str) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     raise ProtocolError(f"{what} must be an integer, got {short_repr(value)}")
+
+
+def read_optional(data: Mapping[str, Any], key: str, reader: Callable[[Any, str], _T]) -> _T | None:
+    """Return ``reader(data[key], key)``, or None when the key is missing, null or "" (KuCoin's
+    private payloads leave fields empty that do not apply)."""
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    return reader(value, key)
+
+
+def read_bool(value: Any, what: str) -> bool:
+    """Return a JSON boolean (``ProtocolError`` for anything else, the string "true" included)."""
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{what} must be true or false, got {short_repr(value)}")
+    return value
+
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def read_enum(kind: type[_E], value: Any, what: str) -> _E:
+    """Return the member of a strict enum (an order's state): an unknown value is a ``ProtocolError``."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ProtocolError(f"{what} must be one of {[m.value for m in kind]}, got {short_repr(value)}") from None
+
+
+def read_descriptive(kind: type[_E], value: Any) -> _E:
+    """Return the member of a descriptive enum, its ``UNKNOWN`` for a value it lacks (nautilus rule)."""
+    try:
+        return kind(value)
+    except ValueError:
+        return kind["UNKNOWN"]
 
 
 def read_price(value: Any, what: str) -> float:

@@ -105,11 +105,17 @@ ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType({
     "fetch_position_mode": Endpoint("GET", "/api/v2/position/getPositionMode", FUTURES_POOL, 2),
     "fetch_margin_mode": Endpoint("GET", "/api/v2/position/getMarginMode", FUTURES_POOL, 2),
     "set_margin_mode": Endpoint("POST", "/api/v2/position/changeMarginMode", FUTURES_POOL, 2),
+    "fetch_funding_rate_history": Endpoint("GET", "/api/v1/contract/funding-rates", PUBLIC_POOL, 5),
     "fetch_mark_price": Endpoint("GET", "/api/v1/mark-price/{symbol}/current", PUBLIC_POOL, 3),
     "fetch_stop_orders": Endpoint("GET", "/api/v1/stopOrders", FUTURES_POOL, 6),
     "cancel_stop_orders": Endpoint("DELETE", "/api/v1/stopOrders", FUTURES_POOL, 15),
     "cancel_order_by_client_oid": Endpoint("DELETE", "/api/v1/orders/client-order/{clientOid}", FUTURES_POOL, 1),
 })
+# The account reads the private WebSocket feed seeds from (submit_private_get): ccxt's raw calls.
+PRIVATE_READS = MappingProxyType({"fetch_positions": "futuresPrivateGetPositions",
+                                  "fetch_balance": "futuresPrivateGetAccountOverview",
+                                  "fetch_open_orders": "futuresPrivateGetOrders"})
+CCXT_PARSERS = frozenset({"parse_position", "parse_order", "safe_balance"})  # pure: ccxt_parse()
 # Public GETs the WebSocket layer may route through submit_get(): path -> operation.
 PUBLIC_GET_PATHS = MappingProxyType({
     e.path: op for op, e in ENDPOINTS.items() if e.method == "GET" and e.pool == PUBLIC_POOL
@@ -404,6 +410,26 @@ class RestGateway:
         """Queue POST bullet-public (HIGH); its Future gives a fresh public ``WsEndpoint``."""
         return self.submit(Priority.HIGH, "bullet_public",
                            lambda exchange: parse_bullet(exchange.futuresPublicPostBulletPublic()))
+
+    def submit_private_token(self) -> concurrent.futures.Future:
+        """Queue POST bullet-private (HIGH, signed); its Future gives a fresh private ``WsEndpoint``."""
+        return self.submit(Priority.HIGH, "bullet_private",
+                           lambda exchange: parse_bullet(exchange.futuresPrivatePostBulletPrivate()))
+
+    def submit_private_get(self, operation: str, params: Mapping[str, Any]) -> concurrent.futures.Future:
+        """Queue a signed account read (HIGH: the private feed's seed); its Future gives KuCoin's
+        raw envelope. ``operation``: "fetch_positions", "fetch_balance" or "fetch_open_orders"."""
+        method = PRIVATE_READS.get(operation)
+        if method is None:
+            raise InvalidArgument(f"operation={operation!r}: not one of {sorted(PRIVATE_READS)}")
+        return self.submit(Priority.HIGH, operation, methodcaller(method, dict(params)))
+
+    def ccxt_parse(self, parser: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Return ccxt's unified structure of a KuCoin object, as its fetch_* would (no I/O):
+        ``parser`` is "parse_position", "parse_order" or "safe_balance"."""
+        if parser not in CCXT_PARSERS:
+            raise InvalidArgument(f"parser={parser!r}: not one of {sorted(CCXT_PARSERS)}")
+        return getattr(self._exchange, parser)(payload)
 
     # -- Health ----------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ Public API (every method is thread-safe and synchronous):
     subscribe_ticker(symbol, *, last_trade=True)  unsubscribe_ticker(symbol)
     subscribe_candles(symbol, timeframe)          unsubscribe_candles(symbol, timeframe)
     subscribe_order_book(symbol)                  unsubscribe_order_book(symbol)
+    subscribe_topics(topics)                      raw topics; their pushes go to push_handlers
     get_ticker(symbol, *, max_age_s) -> Ticker | None
     get_candles(symbol, timeframe, *, max_age_s, limit=None) -> CandleSeries | None
     get_order_book(symbol, *, max_age_s, depth=None) -> OrderBook | None
@@ -66,10 +67,11 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
-from kucoin_futures.protocol.wire import DEFAULT_FUTURES_URL
+from kucoin_futures.protocol.wire import DEFAULT_FUTURES_URL, split_topic
 from kucoin_futures.ws.caches import CandleCache, OrderBookCache, TickerCache
 from kucoin_futures.protocol.candles import CandleSeries
 from kucoin_futures.errors import ClientClosed, InvalidArgument
@@ -82,6 +84,7 @@ from kucoin_futures.protocol.types import (
     to_kucoin_id,
 )
 from kucoin_futures.rest.public import DEFAULT_REST_TIMEOUT_S, RestGet
+from kucoin_futures.ws.feed import PushHandler
 from kucoin_futures.ws.subscriptions import Callbacks, Engine, FeedStats, State, TopicStats
 from kucoin_futures.ws.links import LinkConfig
 from kucoin_futures.ws.rest_port import LocalRest, RestPort
@@ -145,6 +148,10 @@ class KuCoinWebSocket:
             send-to-visible latency near 1 ms instead of 5-10 ms.
         on_ticker, on_candle, on_order_book: callbacks ``(Ticker)``, ``(symbol, timeframe,
             Candle)``, ``(OrderBook)``, run on the WebSocket thread after each cache update.
+        push_handlers: subject -> ``handler(message, now, connection)`` for the pushes of other
+            subjects (``subscribe_topics``; the private feed's), run on the WebSocket thread.
+        on_state: ``(State)``, run on the WebSocket thread when the state moves between
+            CONNECTING, RUNNING and RECONNECTING (not at stop).
         name: prefix of thread names and connectIds.
     """
 
@@ -177,6 +184,8 @@ class KuCoinWebSocket:
         on_ticker: Callable[[Ticker], object] | None = None,
         on_candle: Callable[[str, str, Candle], object] | None = None,
         on_order_book: Callable[[OrderBook], object] | None = None,
+        push_handlers: Mapping[str, PushHandler] | None = None,
+        on_state: Callable[[State], object] | None = None,
         name: str = "kucoin-ws",
     ) -> None:
         _check_options(max_topics_per_connection, renew_after_s, connect_timeout_s, book_depth,
@@ -202,10 +211,12 @@ class KuCoinWebSocket:
                           backoff_cap_s=backoff_cap_s)
         self._engine = Engine(  # no I/O: the engine only stores these until start()
             link=link, tickers=self._tickers, candles=self._candles, books=self._books,
-            callbacks=Callbacks(on_ticker, on_candle, on_order_book), book_depth=book_depth,
+            callbacks=Callbacks(on_ticker, on_candle, on_order_book, MappingProxyType(dict(push_handlers or {}))),
+            book_depth=book_depth,
             rest=rest if rest is not None else self._own_rest,  # type: ignore[arg-type]
             wall_clock=wall_clock, rng=rng, confirm_delay_s=confirm_closed_candles_after_s,
             on_state=self._on_engine_state)
+        self._on_state = on_state
         self._lock = threading.Lock()  # guards state, loop and the pre-start queue
         self._state = State.NEW
         self._stopping = False  # stop() was called (it runs once)
@@ -313,12 +324,19 @@ class KuCoinWebSocket:
         with self._lock:
             if self._state is State.CLOSED:
                 return
+            before = self._state
             if change == "up":
                 self._state = State.RUNNING
             elif self._state in (State.RUNNING, State.RECONNECTING):
                 # "down": a connection that was up is lost; "pending": only a new connection
                 # (more topics than one holds) is still opening, the data already served is fine
                 self._state = State.RECONNECTING if change == "down" else State.RUNNING
+            after = self._state
+        if after is not before and self._on_state is not None:
+            try:
+                self._on_state(after)
+            except Exception:  # a bug of the listener must not stop the engine
+                log.exception("on_state callback %r raised", self._on_state)
 
     def _post(self, fn: Callable[..., object], *args: Any) -> None:
         # Run fn(*args) on the loop (queued until start() if not started).
@@ -367,6 +385,14 @@ class KuCoinWebSocket:
         kucoin_id = to_kucoin_id(symbol)
         self._books.discard(symbol)
         self._post(self._engine.remove_book, kucoin_id)
+
+    def subscribe_topics(self, topics: Iterable[str]) -> None:
+        """Keep raw KuCoin topics (e.g. private ones, with a private token from ``rest``); their
+        pushes go to ``push_handlers`` by subject. Subscribing twice does nothing."""
+        topics = list(topics)
+        for topic in topics:
+            split_topic(topic)  # InvalidArgument now, not on the loop
+        self._post(self._engine.add_topics, topics)
 
     # -- reads ----------------------------------------------------------------------------------
     def get_ticker(self, symbol: str, *, max_age_s: float) -> Ticker | None:

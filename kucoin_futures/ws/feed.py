@@ -12,7 +12,7 @@ minus its generality (memoised symbols, no regex); on anything unusual it hands 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -26,7 +26,7 @@ from kucoin_futures.protocol.parse import parse_candle, parse_ticker, parse_tick
 from kucoin_futures.protocol.types import Candle, OrderBook, Ticker
 from kucoin_futures.protocol.wire import parse_candle_topic
 
-__all__ = ["MarketFeed", "fast_ticker_v2"]
+__all__ = ["MarketFeed", "PushHandler", "fast_ticker_v2"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ _WEBSOCKET = "websocket"
 _INF = float("inf")
 _loads = orjson.loads
 _new_ticker = slots_constructor(Ticker)
+PushHandler = Callable[[dict[str, Any], float, object], None]  # (decoded push, now, connection)
 
 
 def fast_ticker_v2(message: dict[str, Any], received_at: float, symbols: dict[str, str],
@@ -94,6 +95,8 @@ class MarketFeed:
         on_ticker, on_candle, on_order_book: user callbacks, run after the cache update and
             outside every lock; an exception is logged and the feed continues.
         book_depth: levels per side kept in published books (None: all).
+        push_handlers: subject -> ``handler(message, now, connection)`` for pushes of other
+            subjects (the private feed's); a ``ProtocolError`` it raises counts as malformed.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class MarketFeed:
         on_candle: Callable[[str, str, Candle], object] | None = None,
         on_order_book: Callable[[OrderBook], object] | None = None,
         book_depth: int | None = None,
+        push_handlers: Mapping[str, PushHandler] | None = None,
     ) -> None:
         self._tickers = tickers
         self._candles = candles
@@ -126,6 +130,8 @@ class MarketFeed:
             "level2": self.books.on_level2,
             "candle.stick": self._on_candle_push,
         }
+        for subject, handler in (push_handlers or {}).items():  # other subjects (the private feed's)
+            self._handlers.setdefault(subject, handler)
         self.end_of_batch = self.books.end_of_batch  # books are published once per socket read
         self.topic_stats: dict[str, list[Any]] = {}  # topic -> [message count, last received_at]
         self.malformed = 0

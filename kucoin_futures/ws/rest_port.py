@@ -6,6 +6,8 @@ whole interface:
 
 - ``submit_get(path, params, priority)``: a public GET; the Future gives the decoded envelope.
 - ``submit_token()``: a fresh bullet token; the Future gives a ``WsEndpoint``.
+- ``submit_private_token()``: the same from ``bullet-private`` (signed: the account's feed; a
+  ``LocalRest`` has no credentials, so its Future fails with ``ConfigError``).
 
 ``KuCoinClient`` passes its ``RestGateway``, so the feed's calls share the client's one priority
 scheduler and rate-limit pools (the token HIGH, snapshots NORMAL, history LOW). A standalone
@@ -19,6 +21,7 @@ import concurrent.futures
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from kucoin_futures.errors import ConfigError
 from kucoin_futures.protocol.types import WsEndpoint
 from kucoin_futures.rest.public import PublicRest, RestGet
 from kucoin_futures.scheduling.executor import PriorityExecutor
@@ -36,6 +39,8 @@ class RestPort(Protocol):
     def submit_get(self, path: str, params: Mapping[str, Any], priority: Priority) -> concurrent.futures.Future: ...
 
     def submit_token(self) -> concurrent.futures.Future: ...
+
+    def submit_private_token(self) -> concurrent.futures.Future: ...
 
 
 class LocalRest:
@@ -58,6 +63,11 @@ class LocalRest:
 
     def submit_token(self) -> concurrent.futures.Future:
         return self._executor.submit(Priority.HIGH, self._token, label="bullet")
+
+    def submit_private_token(self) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        future.set_exception(ConfigError("a private WebSocket token needs API credentials: use KuCoinClient"))
+        return future
 
     def close(self, timeout_s: float) -> None:
         if self._public is not None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
 from kucoin_futures.ws.caches import CandleCache, OrderBookCache, TickerCache
-from kucoin_futures.ws.feed import MarketFeed
+from kucoin_futures.ws.feed import MarketFeed, PushHandler
 from kucoin_futures.errors import ProtocolError
 from kucoin_futures.protocol.session import FATAL, classify_ws_error
 from kucoin_futures.protocol.types import Ack, Candle, OrderBook, ServerError, Ticker, Welcome
@@ -89,6 +89,7 @@ class Callbacks:
     on_ticker: Callable[[Ticker], object] | None = None
     on_candle: Callable[[str, str, Candle], object] | None = None
     on_order_book: Callable[[OrderBook], object] | None = None
+    push_handlers: Mapping[str, PushHandler] = dataclasses.field(default_factory=dict)  # other subjects
 
 
 class Engine:
@@ -102,7 +103,8 @@ class Engine:
         # forwards what the REST jobs must do.
         self.feed = MarketFeed(tickers=tickers, candles=candles, books=books, owner=self,
                                on_ticker=callbacks.on_ticker, on_candle=callbacks.on_candle,
-                               on_order_book=callbacks.on_order_book, book_depth=book_depth)
+                               on_order_book=callbacks.on_order_book, book_depth=book_depth,
+                               push_handlers=callbacks.push_handlers)
         self.jobs = RestJobs(rest=rest, books=self.feed.books, candles=candles, clock=link.clock,
                              wall_clock=wall_clock, rng=rng, confirm_delay_s=confirm_delay_s)
         self.links = Links(config=link, feed=self.feed, rest=rest, owner=self)
@@ -164,6 +166,10 @@ class Engine:
         """Drop the level-2 book of ``kucoin_id``."""
         self.feed.books.unwant(kucoin_id)
         self._unsubscribe([topic_level2(kucoin_id)])
+
+    def add_topics(self, topics: Iterable[str]) -> None:
+        """Keep raw topics (their pushes go to the callbacks' ``push_handlers``)."""
+        self._subscribe(topics)
 
     def _subscribe(self, topics: Iterable[str]) -> None:
         now = self._clock()

@@ -246,7 +246,7 @@ def test_client_health_reports_websocket_ages_budget_and_queues(sim: Simulator) 
     ws = health["websocket"]
     ages = ws["data_ages_s"]
     assert set(health) == {"started", "closed", "source_counts", "rate_limit", "queue_depths", "in_flight",
-                           "websocket"}
+                           "calls_started", "websocket", "private_websocket"}
     assert (health["started"], health["closed"], health["in_flight"]) == (True, False, 0)
     assert health["queue_depths"] == {"CRITICAL": 0, "HIGH": 0, "NORMAL": 0, "LOW": 0}
     assert set(health["rate_limit"]) == {"public", "futures"}

@@ -34,6 +34,7 @@ from kucoin_client import KuCoinClient
 from kucoin_futures.errors import InvalidArgument, KuCoinError
 from kucoin_sim import Simulator
 from kucoin_websocket import FeedStats, State
+from tests.helpers import wait_until
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 TIMEFRAMES = frozenset({"1m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "1w"})
@@ -180,6 +181,32 @@ def _get_order_ok(c: Context, a: dict[str, Any]) -> bool:
     return isinstance(client_oid, str) and CLIENT_OID_RE.fullmatch(client_oid) is not None
 
 
+def _stop_ok(c: Context, a: dict[str, Any]) -> bool:
+    """A stop at 1000 (below every contract's price here): valid when every argument is."""
+    market = _market(c.markets, a["symbol"])
+    return (market is not None and isinstance(a["side"], str) and a["side"] in ("buy", "sell")
+            and _amount_ok(market, a["amount"]) and _price_ok(market, a["stop_price"])
+            and isinstance(a["price_type"], str) and a["price_type"] in ("mark", "last", "index")
+            and type(a["reduce_only"]) is bool and type(a["close_order"]) is bool
+            and (a["limit_price"] is None or _price_ok(market, a["limit_price"])) and a["client_oid"] is None
+            and a["expect_direction"] in (None, "down") and _perpetual(c.markets, a["symbol"]))
+
+
+def _cancel_stop_ok(c: Context, a: dict[str, Any]) -> bool:
+    order_id, client_oid, symbol = a["order_id"], a["client_oid"], a["symbol"]
+    if (order_id is None) == (client_oid is None) or (symbol is not None and _market(c.markets, symbol) is None):
+        return False
+    if order_id is not None:
+        return _order_id_ok(order_id)
+    return (symbol is not None and isinstance(client_oid, str)
+            and CLIENT_OID_RE.fullmatch(client_oid) is not None)
+
+
+def _range_ok(a: dict[str, Any]) -> bool:
+    since, until = a["since_ms"], a["until_ms"]
+    return _int_in(since, 0, 10**13) and _int_in(until, 0, 10**13) and since < until
+
+
 def _credential(value: Any) -> bool:
     return isinstance(value, str) and value != "" and value.isascii() and value.isprintable()
 
@@ -203,7 +230,9 @@ def _constructor_ok(a: dict[str, Any]) -> bool:
             and all(_real_in(a[k], 0, math.inf) and a[k] != math.inf for k in ("ticker_max_age_s", "book_max_age_s"))
             and _real_in(a["first_read_wait_s"], 0, 3600)
             and callable(a["clock"]) and callable(a["wall_clock"])
-            and a["ws_transport"] in ("auto", "picows", "websocket-client"))
+            and a["ws_transport"] in ("auto", "picows", "websocket-client")
+            and (a["on_account_event"] is None or callable(a["on_account_event"]))
+            and _int_in(a["account_queue_size"], 1))
 
 
 def _settings_ok(s: Any) -> bool:
@@ -217,7 +246,7 @@ def _settings_ok(s: Any) -> bool:
         "enable_websocket": s.enable_websocket, "futures_url": s.futures_url, "request_timeout_s": 10.0,
         "gil_switch_interval_s": switch_ms / 1000 if switch_ms > 0 else None, "ticker_max_age_s": 10.0,
         "book_max_age_s": 10.0, "first_read_wait_s": 0.5, "clock": time.monotonic, "wall_clock": time.time,
-        "ws_transport": s.ws_transport})
+        "ws_transport": s.ws_transport, "on_account_event": None, "account_queue_size": 1000})
 
 
 @dataclass(frozen=True)
@@ -274,6 +303,35 @@ SPECS: dict[str, Spec] = {
     "from_settings": Spec({"settings": (Settings(), Settings(enable_websocket=False, gil_switch_interval_ms=0))},
                           lambda c, a: _settings_ok(a["settings"]), extra_junk={"settings": BAD_SETTINGS}),
 }
+SPECS.update({
+    "create_stop_order": Spec(
+        {"symbol": (BTC, ETH), "side": ("buy", "sell"), "amount": (1, 2.0), "stop_price": (1000.0, 1000),
+         "price_type": ("mark", "last", "index"), "reduce_only": (True,), "close_order": (False, True),
+         "limit_price": (None, 999.0), "client_oid": (None,), "expect_direction": (None, "down")},
+        lambda c, a: _stop_ok(c, a)),
+    "get_stop_orders": Spec({"symbol": (None, BTC)},
+                            lambda c, a: a["symbol"] is None or _market(c.markets, a["symbol"]) is not None),
+    "cancel_stop_order": Spec({"order_id": (None, "5bd6e9286d99522a52e458de"), "client_oid": (None, "fuzz-stop-1"),
+                               "symbol": (None, BTC)}, lambda c, a: _cancel_stop_ok(c, a)),
+    "cancel_stop_orders": Spec({"symbol": (BTC, ETH)}, lambda c, a: _market(c.markets, a["symbol"]) is not None),
+    "check_account_modes": Spec({"symbols": ((BTC,), [ETH, BTC]), "margin_mode": ("isolated",)},
+                                lambda c, a: (_strings(a["symbols"], lambda s: _perpetual(c.markets, s))
+                                              and isinstance(a["margin_mode"], str)
+                                              and a["margin_mode"] in ("isolated", "cross"))),
+    "get_mark_price": Spec({"symbol": (BTC, ETH)}, lambda c, a: _perpetual(c.markets, a["symbol"])),
+    "fetch_ohlcv_history": Spec(
+        {"symbol": (BTC,), "timeframe": ("1d",), "since_ms": (0,), "until_ms": (86_400_000,), "on_page": (None, max)},
+        lambda c, a: (_perpetual(c.markets, a["symbol"]) and isinstance(a["timeframe"], str)
+                      and a["timeframe"] in TIMEFRAMES and _range_ok(a)
+                      and (a["on_page"] is None or callable(a["on_page"])))),
+    "fetch_funding_rate_history": Spec(
+        {"symbol": (BTC,), "since_ms": (0,), "until_ms": (86_400_000,)},
+        lambda c, a: _perpetual(c.markets, a["symbol"]) and _range_ok(a)),
+    "account_events": Spec({"timeout_s": (0, 0.0, 0.01)},
+                           lambda c, a: _real_in(a["timeout_s"], 0, math.inf) and a["timeout_s"] != math.inf),
+})
+
+
 # Members without arguments to fuzz: each is exercised once (test_members_without_arguments).
 WITHOUT_ARGUMENTS = frozenset({"start", "close", "health", "get_positions", "markets", "websocket",
                                "source_counts", "check_credentials"})
@@ -283,7 +341,7 @@ CONSTRUCTOR = Spec(
      "ws_transport": ("auto", "websocket-client"),
      "request_timeout_s": (10.0, 1), "gil_switch_interval_s": (None, 0.0005), "ticker_max_age_s": (10.0, 0),
      "book_max_age_s": (10.0,), "first_read_wait_s": (0.5, 0), "clock": (time.monotonic,),
-     "wall_clock": (time.time,)},
+     "wall_clock": (time.time,), "on_account_event": (None, print), "account_queue_size": (1000, 1)},
     lambda c, a: _constructor_ok(a))
 # Constructor parameters not fuzzed: injected parts, duck-typed seams (tests pass fakes).
 INJECTED = frozenset({"exchange", "gateway", "websocket", "orders"})
@@ -346,6 +404,10 @@ def clients(sim: Simulator):
                       websocket=recorder, first_read_wait_s=0) as with_ws, \
             KuCoinClient(creds.api_key, creds.api_secret, creds.api_passphrase, futures_url=sim.url,
                          enable_websocket=False) as rest_only:
+        # Its private feed starts at the first account read: let its token and seeds land now,
+        # not inside a later test's request count.
+        with_ws.get_balance()
+        wait_until(lambda: with_ws.health()["private_websocket"]["fresh"]["positions"], what="the account feed")
         yield {"websocket": (with_ws, recorder), "rest": (rest_only, None)}
 
 

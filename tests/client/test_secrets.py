@@ -1,6 +1,7 @@
-"""Loopback test: KuCoinClient never shows its credentials or WebSocket tokens — not in log records
-(every logger at DEBUG), stdout/stderr, reprs, health(), nor the text or traceback of any error it
-raises — on succeeding, refused, ambiguous, timed-out and unauthenticated paths."""
+"""Loopback test: KuCoinClient never shows its credentials or WebSocket tokens (public and private:
+the account feed's bullet-private ones) — not in log records (every logger at DEBUG),
+stdout/stderr, reprs, health(), nor the text or traceback of any error it raises — on succeeding,
+refused, ambiguous, timed-out, unauthenticated and token-expired paths."""
 from __future__ import annotations
 
 import base64
@@ -16,6 +17,7 @@ import pytest
 from kucoin_client import KuCoinClient
 from kucoin_futures.errors import AuthError, InsufficientFunds, InvalidOrder, TransportError
 from kucoin_sim import Simulator
+from tests.helpers import wait_until
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 KEY, SECRET, PASSPHRASE = "key-6c1f0e93ab27", "secret-d84b17e2c05f", "pass-2a9e5c71f3b0"
@@ -61,10 +63,15 @@ def test_client_never_reveals_credentials_or_tokens(caplog: pytest.LogCaptureFix
             texts += error_texts(lambda: intruder.create_market_order(BTC, "buy", 1), AuthError)
             texts += error_texts(lambda: client.create_market_order(BTC, "buy", 900_000),
                                  (InsufficientFunds, InvalidOrder))
-            with sim.delay_rest(REQUEST_TIMEOUT_S * 3, "GET", "/api/v1/positions"):
-                texts += error_texts(client.get_positions, TransportError)
+            with sim.delay_rest(REQUEST_TIMEOUT_S * 3, "GET", "/api/v1/orders"):
+                texts += error_texts(client.get_open_orders, TransportError)
+            wait_until(lambda: client.get_balance()["source"] == "websocket", what="the private feed's cache")
+            sim.expire_tokens()  # both feeds: error 401, reconnect with fresh tokens
+            wait_until(lambda: client.health()["private_websocket"]["reconnects"] >= 1
+                       and client.health()["private_websocket"]["state"] == "RUNNING", what="a private reconnect")
             texts += [repr(client), str(client.health()), repr(client.websocket), str(client.websocket.stats())]
         tokens = sim.call(lambda: list(sim.hub.tokens))
+        private_tokens = sim.call(lambda: [t for t, info in sim.hub.tokens.items() if info.private])
         texts += [repr(client), str(client.health())]
     records = [r for r in caplog.records if not r.name.startswith(("kucoin_sim", "aiohttp"))]  # the exchange's own
     texts += [r.getMessage() for r in records] + [r.exc_text or "" for r in records]
@@ -75,4 +82,5 @@ def test_client_never_reveals_credentials_or_tokens(caplog: pytest.LogCaptureFix
     leaks = [(secret, text[:160]) for text in texts for secret in secrets if secret in text]
     # the test can fail: a token was issued, and ccxt logged signed requests (values masked)
     assert len(tokens) >= 1 and any("KC-API-KEY" in r.getMessage() for r in records)
+    assert len(private_tokens) >= 2 and set(private_tokens) <= set(tokens)  # bullet-private, renewed at the 401
     assert leaks == []

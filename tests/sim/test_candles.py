@@ -50,7 +50,7 @@ def test_klines_newest_page_is_full_ascending_aligned_and_ends_now(market, granu
 def test_klines_rows_join_each_other_and_the_live_start_price(market):
     rows = market.klines(SYMBOL, 1, None, ANCHOR - 1, NOW)
     assert rows[-1][0] == ANCHOR - MINUTE_MS
-    assert rows[-1][4] == market.spec(SYMBOL).base_price  # last history close = live start
+    assert rows[-1][4] == market.last_price(SYMBOL)  # last history close = live start
     assert all(a[4] == b[1] for a, b in zip(rows, rows[1:]))  # each candle opens at the last close
 
 
@@ -127,11 +127,11 @@ def test_history_is_deterministic_per_seed_and_differs_between_seeds():
 
 def test_candle_tree_children_honour_their_parent():
     history = CandleHistory(key="t", start_ms=ANCHOR - 30 * WEEK_MS, anchor_ms=ANCHOR,
-                            anchor_ticks=50_000, daily_vol=0.05, daily_lots=1e6)
+                            level_ticks=50_000, daily_vol=0.05, daily_lots=1e6)
     rng = Random(3)
     parents = history.weeks()
     for level in (WEEK, DAY, H4, H1, M15):
-        parent = rng.choice(parents) if level else parents[-1]  # the partial current week too
+        parent = rng.choice(parents) if level else parents[-1]  # the current week (whole) too
         kids = history.children(level, parent)
         t0, t1, o, h, low, c, volume, _, _ = parent
         assert [k[0] for k in kids] == list(range(t0, t1, LEVEL_MS[level + 1]))
@@ -173,3 +173,21 @@ def test_live_candles_roll_over_by_time():
     assert rows[-2][4] == float(in_first[-1].price)
     assert rows[-2][5] == sum(t.size for t in in_first)
     assert rows[-1][1] == float(in_second[0].price) if in_second else rows[-1][5] == 0
+
+
+def test_history_of_a_fixed_past_range_does_not_depend_on_when_the_simulator_started():
+    """One seed, one history: a backtest over a fixed absolute range reads the same candles from a
+    simulator started at any later time (the anchor only bounds what is served)."""
+    lo = period_start(ANCHOR - 20 * 86_400_000, 1440)
+    hi = lo + 86_400_000
+    starts = (NOW, NOW + 3 * 86_400_000 + 7 * MINUTE_MS, NOW + 40 * 86_400_000)
+    pages = [Market(seed=5, now_ms=now, contracts=_xbt()).klines(SYMBOL, 5, lo, hi, now) for now in starts]
+    other_seed = Market(seed=6, now_ms=NOW, contracts=_xbt()).klines(SYMBOL, 5, lo, hi, NOW)
+    assert len(pages[0]) == 288 + 1 and pages[0] == pages[1] == pages[2]
+    assert other_seed != pages[0]
+    # a simulator started inside the range serves its first part alike, cut at its start
+    mid = lo + 13 * 3_600_000 + 37 * MINUTE_MS
+    cut = Market(seed=5, now_ms=mid, contracts=_xbt()).klines(SYMBOL, 5, lo, mid - 1, mid)
+    assert cut[:-1] == pages[0][:len(cut) - 1]
+    started = Market(seed=5, now_ms=mid, contracts=_xbt())
+    assert cut[-1][0] == period_start(mid, 5) and cut[-1][4] == started.last_price(SYMBOL)

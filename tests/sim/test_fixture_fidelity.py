@@ -27,6 +27,8 @@ NOT_MODELLED = {
     "ws_error_415_type_not_supported": "unknown message types answer code 400",
     "ws_error_509_permits": "the per-connection subscription rate is not modelled",
     "ws_ping": "a client frame, nothing to serve",
+    "ws_private_position_mark": "mark-price-only position.change pushes are not sent (positions change on fills, "
+                                "liquidation, ADL)",
 }
 
 
@@ -259,6 +261,15 @@ def test_stop_order_push_matches_docs(fsim: Simulator) -> None:
     http(fsim, "DELETE", "/api/v1/stopOrders?symbol=ADAUSDTM", signed=True)
     assert served["data"]["orderId"] == placed["data"]["orderId"]
     _assert_same_shape("ws_stop_order", served)
+
+
+def test_funding_settlement_push_matches_docs(fsim: Simulator, trading_state: dict[str, str]) -> None:
+    with WsClient(fsim, private=True) as client:  # trading_state holds a XBTUSDTM position
+        assert client.subscribe("/contract/position:XBTUSDTM", privateChannel=True)["type"] == "ack"
+        fsim.settle_funding("XBTUSDTM")
+        served = client.recv_until(lambda f: f.get("subject") == "position.settlement", what="settlement push")
+    assert served["topic"] == "/contract/position:XBTUSDTM" and served["data"]["qty"] != 0
+    _assert_same_shape("ws_private_position_settlement", served)
 
 
 def test_every_fixture_is_compared_or_listed() -> None:

@@ -48,5 +48,20 @@ def test_a_stop_gone_while_the_position_stays_is_a_violation_at_once_even_with_t
 
 
 def test_trailing_must_not_pile_stops_up():
-    result = check_resting_stops([sample(0, 3, SL_LONG, SL_LONG, TP_LONG)], [])
-    assert kinds(result) == ["3 stops rest for one position"]
+    replacing = check_resting_stops([sample(0, 3, SL_LONG, SL_LONG, TP_LONG), sample(1, 3, SL_LONG, TP_LONG)], [])
+    piled = check_resting_stops([sample(0, 3, SL_LONG, SL_LONG, TP_LONG), sample(1, 3, SL_LONG, SL_LONG, TP_LONG)], [])
+    assert (replacing.violations, kinds(piled)) == ((), ["3 stops rest for one position (1.0s)"])
+
+
+def test_a_stop_is_judged_by_its_fills_not_by_when_it_was_placed():
+    from soak.invariants import check_exits_reduce
+    from soak.model import Fill, Order
+
+    entry = Order(0.0, "1", "XBTUSDTM", "buy", 3, False, "bot-e", 3)
+    stop = Order(0.5, "2", "XBTUSDTM", "sell", 3, True, "bot-s", 3, stop=True)
+    take_profit = Order(0.6, "3", "XBTUSDTM", "sell", 3, True, "bot-t", 0, stop=True)  # cancelled at its trigger
+    fills = [Fill(0.1, "XBTUSDTM", "buy", 3, "1"), Fill(5.0, "XBTUSDTM", "sell", 3, "2")]
+    assert check_exits_reduce([entry, stop, take_profit], fills).violations == ()
+    again = [*fills, Fill(6.0, "XBTUSDTM", "sell", 3, "3")]  # a stop filling on a flat position
+    assert [v.detail for v in check_exits_reduce([entry, stop, take_profit], again).violations] == [
+        "XBTUSDTM: stop bot-t filled sell 3 on a position of 0"]

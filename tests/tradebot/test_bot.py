@@ -20,7 +20,8 @@ BOT = str(ROOT / "bot.py")
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUCOIN_")}
-    env.update(JOURNAL_PATH=str(tmp_path / "journal.sqlite3"), PYTHONUNBUFFERED="1", **extra)
+    # WEB_PORT=0: a test bot never takes the default dashboard port from a bot running here
+    env.update(JOURNAL_PATH=str(tmp_path / "journal.sqlite3"), PYTHONUNBUFFERED="1", WEB_PORT="0", **extra)
     return env
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import bot
 from config import Settings, load_settings
-from kucoin_futures.errors import AuthError
+from kucoin_futures.errors import AccountModeError, AuthError
 from kucoin_sim import Simulator
 
 BOT = str(Path(__file__).resolve().parents[2] / "bot.py")
@@ -95,3 +95,23 @@ def test_summary_is_printed_after_the_last_log_line(tmp_path: Path) -> None:
     assert re.fullmatch(r"starting equity: 100000\.00 USDT   unrealised PnL of open positions: "
                         r"([+-]\d+\.\d\d USDT on \d+ open positions?|0\.00 USDT \(no open position\))", tail[0])
     assert tail[-1].endswith("failed exchange calls: 0")
+
+
+@pytest.mark.parametrize(("arrange", "message"), [
+    (lambda sim: sim.set_position_mode(True), "hedge position mode"),
+    (lambda sim: sim.set_account_mode("UNIFIED"), "UNIFIED"),
+])
+def test_live_start_refuses_an_account_it_cannot_trade_before_any_order(tmp_path: Path, sim: Simulator,
+                                                                        arrange, message: str) -> None:
+    """A UNIFIED account or hedge mode ends the start with one AccountModeError (main prints it
+    and exits 2), before the journal opens or anything is ordered."""
+    arrange(sim)
+    creds = sim.credentials
+    env = dict(zip(SETTINGS, (creds.api_key, creds.api_secret, creds.api_passphrase)))
+    env.update(KUCOIN_FUTURES_URL=sim.url, DRY_RUN="false", SYMBOLS="BTC/USDT:USDT",
+               JOURNAL_PATH=str(tmp_path / "journal.sqlite3"), WEB_ENABLED="false")
+    stop = threading.Event()
+    with pytest.raises(AccountModeError, match=message):
+        bot.run(bot.parse_args(["--once"]), load_settings(env, dotenv_path=None), stop)
+    stop.set()
+    assert (sim.request_count("POST", "/api/v1/orders"), (tmp_path / "journal.sqlite3").exists()) == (0, False)

@@ -7,13 +7,20 @@ import pytest
 
 from config import Settings
 from kucoin_futures.errors import InvalidArgument
+from tradebot.strategy import Action, ActionKind
 from tradebot.risk import (
+    MARGIN_HEADROOM,
+    ContractTerms,
+    EntryPlan,
     ProtectiveExit,
     RiskLimits,
     RiskState,
+    candle_exit,
     check_exit,
     effective_leverage,
     entry_allowed,
+    liquidation_price,
+    plan_entry,
     position_size,
     update_risk_state,
     update_trailing,
@@ -194,3 +201,64 @@ def test_protective_exit_validation():
         ProtectiveExit.from_entry("long", 100.0, 0.0, limits=RiskLimits())
     with pytest.raises(InvalidArgument):
         ProtectiveExit("up", 1.0)  # type: ignore[arg-type]
+
+
+# -- a candle's path (the backtest), liquidation, entry plans ------------------------------------
+LONG_EXITS = ProtectiveExit("long", stop_price=98.0, take_profit_price=103.0)
+SHORT_EXITS = ProtectiveExit("short", stop_price=102.0, take_profit_price=97.0)
+
+
+@pytest.mark.parametrize("exits, candle, liquidation, expected", [
+    (LONG_EXITS, (100, 101, 99, 100), None, None),
+    (LONG_EXITS, (100, 104, 97, 100), None, ("stop", 98.0)),  # both touched: the stop first
+    (LONG_EXITS, (100, 104, 99, 100), None, ("take_profit", 103.0)),
+    (LONG_EXITS, (97, 97.5, 96, 97), None, ("stop", 97)),  # gap through the stop: the open
+    (LONG_EXITS, (104, 105, 103.5, 104), None, ("take_profit", 104)),
+    (LONG_EXITS, (100, 100.5, 97, 99), 98.5, ("liquidation", 98.5)),  # nearer than the stop
+    (LONG_EXITS, (100, 100.5, 97, 99), 97.5, ("stop", 98.0)),  # the stop comes first
+    (LONG_EXITS, (97, 98, 96, 97), 97.5, ("liquidation", 97.5)),  # opened past it
+    (SHORT_EXITS, (100, 103, 96, 100), None, ("stop", 102.0)),
+    (SHORT_EXITS, (100, 101, 96, 100), None, ("take_profit", 97.0)),
+    (SHORT_EXITS, (103, 104, 102.5, 103), None, ("stop", 103)),
+])
+def test_candle_exit_takes_the_worst_path(exits, candle, liquidation, expected):
+    o, h, low, _ = candle
+    assert candle_exit(exits, open_price=o, high=h, low=low, liquidation_price=liquidation) == expected
+
+
+def test_candle_exit_names_a_trailing_stop():
+    moved = update_trailing(ProtectiveExit("long", 98.0, None, trailing_distance=1.0, watermark=100.0), 101.5)
+    assert candle_exit(moved, open_price=101.0, high=101.2, low=100.0) == ("trailing_stop", 100.5)
+
+
+@pytest.mark.parametrize("side, margin, expected", [
+    # the simulator's hand-computed cases (tests/sim/test_positions.py): 10 lots of 0.001 at 90000,
+    # margin 180 (5x), maintenance 0.004: bankrupt 90000 -/+ 180 / 0.01, liquidation +/- 0.004 x 90000
+    ("long", 180.0, (72_360.0, 72_000.0)),
+    ("short", 180.0, (107_640.0, 108_000.0)),
+])
+def test_liquidation_price_is_the_exchanges(side, margin, expected):
+    got = liquidation_price(side, 90_000.0, contracts=10, multiplier=0.001, margin=margin,
+                            maintenance_margin_rate=0.004)
+    assert got == (pytest.approx(expected[0]), pytest.approx(expected[1]))
+
+
+def test_plan_entry_sizes_like_the_trader_did():
+    """The stop keeps the signal's distance at the quoted price; leverage is capped by the
+    contract; the margin keeps MARGIN_HEADROOM; exits are planned at the quoted price."""
+    action = Action(ActionKind.ENTER_SHORT, "down", price=50_000.0, atr=500.0, stop_price=51_000.0,
+                    take_profit_price=48_500.0)
+    market = {"contractSize": 0.001, "precision": {"amount": 1.0}, "taker": 0.0006, "maker": 0.0002,
+              "limits": {"amount": {"max": 1_000_000.0}, "leverage": {"max": 2.0}}, "info": {"maintainMargin": 0.004}}
+    terms = ContractTerms.from_market(market)
+    limits = RiskLimits(leverage=5, risk_per_trade=0.01)
+    plan = plan_entry(action, price=49_990.0, equity=10_000.0, free_margin=200.0, terms=terms, limits=limits)
+    assert terms == ContractTerms(0.001, 1, 1_000_000, 2.0, 0.0006, 0.0002, 0.004)
+    assert plan == EntryPlan("short", position_size(10_000.0, 0.01, 49_990.0, 50_990.0, 0.001, 1, 1_000_000,
+                                                    leverage=2, available_margin=200.0 * MARGIN_HEADROOM,
+                                                    taker_fee_rate=0.0006),
+                             2, 49_990.0, ProtectiveExit.from_entry("short", 49_990.0, 500.0, limits=limits))
+    assert plan.contracts == 7  # the margin caps it: 190 / (49.99 / 2 + 0.03)
+    assert plan_entry(action, price=49_990.0, equity=10_000.0, free_margin=10.0, terms=terms, limits=limits) is None
+    with pytest.raises(InvalidArgument):
+        plan_entry(Action(ActionKind.HOLD, "no"), price=1.0, equity=1.0, free_margin=1.0, terms=terms, limits=limits)

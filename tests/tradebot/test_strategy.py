@@ -23,6 +23,8 @@ from tradebot.strategy import (
     rsi,
     true_range,
     trend_momentum,
+    trend_momentum_decide,
+    trend_momentum_signals,
 )
 
 NAN = float("nan")
@@ -303,3 +305,27 @@ def test_load_strategy_errors_name_the_setting(spec):
     with pytest.raises(ConfigError) as info:
         load_strategy(spec)
     assert info.value.variable == "STRATEGY"
+
+
+# -- the two-part form (the backtest's) ----------------------------------------------------------
+def test_signals_once_decide_like_the_live_call_on_every_candle():
+    """decide(signals of the whole series, i) is the live call on the candles up to i, for every
+    i and position: the backtest runs the live bot's rule, not a copy of it (the same action; its
+    prices to float rounding, as the smoothing's matrix products group their sums by length)."""
+    rows = _random_walk(np.random.default_rng(5), 400)
+    signals = trend_momentum_signals(rows, PARAMS)
+    kinds = set()
+    for i in range(0, 400, 3):
+        for position in (FLAT, LONG, SHORT):
+            live = trend_momentum(rows[:i + 1], position, PARAMS)
+            backtest = trend_momentum_decide(signals, i, position, PARAMS)
+            assert (backtest.kind, backtest.reason) == (live.kind, live.reason)
+            assert _prices(backtest) == pytest.approx(_prices(live), rel=1e-12, nan_ok=True)
+            kinds.add(live.kind)
+    assert kinds == set(ActionKind)
+    assert not signals.active[:PARAMS.min_candles - 1].any()  # HOLD while warming up: nothing to ask
+
+
+def _prices(action: Action) -> list[float]:
+    values = (action.price, action.atr, action.stop_price, action.take_profit_price)
+    return [NAN if v is None else v for v in values]

@@ -10,6 +10,7 @@ import pytest
 import bot
 from config import load_settings
 from tradebot.journal import Journal
+from tradebot.records import ORDER_KINDS
 from kucoin_client import KuCoinClient
 from kucoin_sim import Simulator
 from tradebot.risk import RiskState, utc_day
@@ -84,9 +85,15 @@ def test_scan_enters_once_and_journals_before_sending(env) -> None:
     trader.scan()
     trader.scan()
     intents = journal.intents()
-    assert [(i.symbol, i.side, i.status) for i in intents] == [(BTC, "buy", "filled")]
-    assert [o["clientOid"] for o in sim.orders()] == [intents[0].client_oid]
-    assert trader.holdings[BTC].exits.stop_price < trader.holdings[BTC].entry_price
+    assert [(i.symbol, i.side, i.kind, i.status) for i in intents] == [
+        (BTC, "buy", "entry", "filled"), (BTC, "sell", "stop", "placed"), (BTC, "sell", "take_profit", "placed")]
+    assert [o["clientOid"] for o in sim.orders()] == [i.client_oid for i in intents]
+    exits = trader.holdings[BTC].exits
+    assert exits.stop_price < trader.holdings[BTC].entry_price
+    # the stop-loss and take-profit rest on the exchange at the re-anchored exits (a tick apart at most)
+    resting = {s["stop"]: (float(s["stopPrice"]), s["stopPriceType"]) for s in sim.stop_orders()}
+    assert resting == {"down": (pytest.approx(exits.stop_price, abs=0.1), "MP"),
+                       "up": (pytest.approx(exits.take_profit_price, abs=0.1), "MP")}
     journal.close()
 
 
@@ -122,13 +129,14 @@ def test_exchange_lost_mid_run_keeps_positions_protected_and_resumes(env) -> Non
                       rate_headers=False, count=10_000)
     trader.run(threading.Event(), duration_s=1.5)  # the loop survives the outage
     assert BTC in trader.holdings and trader.stats.scan_errors > 0
-    assert [i.status for i in journal.intents()] == ["filled"]
+    assert [i.status for i in journal.intents() if i.kind in ORDER_KINDS] == ["filled"]
     sim.call(sim.faults.fail_rules.clear)  # the exchange is back
     sim.refuse_ws(0)
     holding = trader.holdings[BTC]
     holding.exits = dataclasses.replace(holding.exits, stop_price=holding.entry_price * 10)  # now hit
     trader.monitor()
     assert BTC not in trader.holdings
-    assert [i.kind for i in journal.intents()] == ["entry", "exit"]
-    assert sum(1 for o in sim.orders() if o["symbol"] == "XBTUSDTM") == 2
+    assert [i.kind for i in journal.intents() if i.kind in ORDER_KINDS] == ["entry", "exit"]
+    assert sum(1 for o in sim.orders() if o["symbol"] == "XBTUSDTM" and not o["stop"]) == 2
+    assert sim.stop_orders() == []  # the exit cancelled its resting stops
     journal.close()

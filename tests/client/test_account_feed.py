@@ -1,0 +1,173 @@
+"""Loopback tests: KuCoinClient's account over the private WebSocket feed — positions, balance and
+orders served from its caches equal to what REST returns (but for ``source``, ``info`` and the
+timestamps), REST at once while it is down, and fills, funding, liquidation and ADL delivered as
+typed events to the callback and the queue (overflow counted)."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kucoin_client import (
+    FundingSettlement,
+    KuCoinClient,
+    OrderUpdate,
+    PositionChange,
+    PositionChangeReason,
+    WalletChange,
+)
+from kucoin_sim import Simulator
+from tests.helpers import wait_until
+
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
+VOLATILE = {"info", "timestamp", "datetime", "lastUpdateTimestamp", "lastTradeTimestamp", "source"}
+
+
+def make_client(sim: Simulator, **kwargs: Any) -> KuCoinClient:
+    creds = sim.credentials
+    return KuCoinClient(creds.api_key, creds.api_secret, creds.api_passphrase, futures_url=sim.url, **kwargs)
+
+
+def comparable(value: dict[str, Any]) -> dict[str, Any]:
+    return {key: item for key, item in value.items() if key not in VOLATILE}
+
+
+def account_fresh(client: KuCoinClient) -> bool:
+    fresh = client.health()["private_websocket"]["fresh"]
+    return fresh["positions"] and fresh["orders"] and all(fresh["balances"].values())
+
+
+@pytest.fixture
+def paused_sim() -> Iterator[Simulator]:
+    with Simulator(seed=11) as sim:
+        sim.pause_market()  # marks move only when a test moves them: cached and REST values agree
+        yield sim
+
+
+class Collected:
+    """Events from the callback (the WebSocket thread) and from account_events(), in order."""
+
+    def __init__(self) -> None:
+        self.called: list[Any] = []
+        self.drained: list[Any] = []
+
+    def __call__(self, event: Any) -> None:
+        self.called.append(event)
+
+    def wait_for(self, client: KuCoinClient, predicate: Any, what: str) -> Any:
+        def found() -> Any:
+            self.drained += client.account_events(timeout_s=0.05)
+            return next((e for e in self.drained if predicate(e)), None)
+        return wait_until(found, what=what)
+
+
+def test_positions_balance_and_orders_from_the_websocket_equal_rest(paused_sim: Simulator) -> None:
+    events = Collected()
+    with make_client(paused_sim, on_account_event=events) as client, \
+            make_client(paused_sim, enable_websocket=False) as rest_only:
+        wait_until(lambda: account_fresh(client), what="the account seeded")
+        market = client.create_market_order(BTC, "buy", 2, leverage=3)
+        events.wait_for(client, lambda e: isinstance(e, OrderUpdate) and e.is_done, "the market order done")
+        bid = client.get_ticker(ETH)["bid"]
+        resting = client.create_limit_order(ETH, "buy", 1, round(bid * 0.9, 2), leverage=2)
+        opened = events.wait_for(client, lambda e: isinstance(e, OrderUpdate) and e.order_id == resting["id"],
+                                 "its push")
+        wait_until(lambda: any(isinstance(e, WalletChange) for e in events.called[events.called.index(opened):]),
+                   what="the margin it holds pushed")  # the simulator pushes the wallet after the order
+        served = {"positions": client.get_positions(), "balance": client.get_balance(),
+                  "market": client.get_order(market["id"]),
+                  "by_cid": client.get_order(client_oid=resting["clientOrderId"])}
+        rest = {"positions": rest_only.get_positions(), "balance": rest_only.get_balance(),
+                "market": rest_only.get_order(market["id"]), "by_cid": rest_only.get_order(resting["id"])}
+        client.cancel_order(resting["id"], ETH)
+        events.wait_for(client, lambda e: isinstance(e, OrderUpdate) and e.is_done and e.order_id == resting["id"],
+                        "the cancel pushed")
+        served["canceled"], rest["canceled"] = client.get_order(resting["id"]), rest_only.get_order(resting["id"])
+    sources = {name: [p["source"] for p in value] if name == "positions" else value["source"]
+               for name, value in served.items()}
+    assert sources == {"positions": ["websocket"], "balance": "websocket", "market": "websocket",
+                       "by_cid": "websocket", "canceled": "websocket"}
+    assert {p["source"] for p in rest["positions"]} == {"rest"} and rest["balance"]["source"] == "rest"
+    assert [comparable(p) for p in served["positions"]] == [comparable(p) for p in rest["positions"]]
+    for name in ("balance", "market", "by_cid", "canceled"):
+        assert comparable(served[name]) == comparable(rest[name]), name
+    assert (served["market"]["status"], served["market"]["filled"], served["canceled"]["status"]) == (
+        "closed", 2.0, "canceled")
+    assert [e for e in events.called if isinstance(e, OrderUpdate)] == [
+        e for e in events.drained if isinstance(e, OrderUpdate)]  # the callback and the queue got the same
+
+
+def test_a_dropped_private_connection_falls_back_to_rest_at_once_and_returns(paused_sim: Simulator) -> None:
+    with make_client(paused_sim) as client:
+        client.create_market_order(BTC, "buy", 1, leverage=3)
+        wait_until(lambda: client.get_positions()[0]["source"] == "websocket",  # the first read starts the feed
+                   what="the position served from the WebSocket")
+        order_id = client.create_market_order(BTC, "buy", 1, leverage=3)["id"]
+        wait_until(lambda: client.get_order(order_id)["source"] == "websocket", what="the order cached")
+        with paused_sim.delay_rest(1.5, "POST", "/api/v1/bullet-private"):  # hold the reconnect
+            paused_sim.drop_ws()
+            wait_until(lambda: client.health()["private_websocket"]["state"] != "RUNNING", what="the loss seen")
+            down = (client.get_positions()[0]["source"], client.get_balance()["source"],
+                    client.get_order(order_id)["source"])
+        wait_until(lambda: client.get_positions()[0]["source"] == "websocket" and account_fresh(client),
+                   what="served from the WebSocket again")
+        up = (client.get_balance()["source"], client.get_order(order_id)["source"])
+        health = client.health()["private_websocket"]
+    assert down == ("rest", "rest", "rest")
+    assert up == ("websocket", "websocket")  # a done order stays valid across the reconnect
+    assert (health["reconnects"], health["fresh"]["positions"]) == (1, True)
+
+
+def test_funding_liquidation_and_adl_arrive_as_typed_events(paused_sim: Simulator) -> None:
+    events = Collected()
+    with make_client(paused_sim, on_account_event=events) as client:
+        wait_until(lambda: account_fresh(client), what="the account seeded")
+        client.create_market_order(ETH, "sell", 4, leverage=5)
+        client.create_market_order(BTC, "buy", 2, leverage=10)
+        events.wait_for(client, lambda e: isinstance(e, PositionChange) and e.symbol == BTC, "the BTC position")
+        assert paused_sim.wait_for_subscription("/contract/position:XBTUSDTM")
+        paused_sim.settle_funding("XBTUSDTM")
+        funding = events.wait_for(client, lambda e: isinstance(e, FundingSettlement), "the funding settlement")
+        wait_until(lambda: client.get_positions()[0]["source"] == "websocket", what="positions re-seeded")
+        paused_sim.deleverage("ETHUSDTM", lots=1)
+        adl = events.wait_for(client, lambda e: isinstance(e, PositionChange) and e.reason is PositionChangeReason.ADL,
+                              "the ADL")
+        liquidation_price = next(p for p in client.get_positions() if p["symbol"] == BTC)["liquidationPrice"]
+        paused_sim.move_price("XBTUSDTM", liquidation_price * 0.99, only="mark")
+        liquidated = events.wait_for(
+            client, lambda e: isinstance(e, PositionChange) and e.reason is PositionChangeReason.LIQUIDATION,
+            "the liquidation")
+        wallet = events.wait_for(client, lambda e: isinstance(e, WalletChange), "a wallet change")
+        positions = client.get_positions()
+    assert (funding.symbol, funding.qty) == (BTC, 2) and funding.fee != 0
+    assert (adl.symbol, adl.qty, liquidated.symbol, liquidated.qty) == (ETH, -3, BTC, 0)
+    assert [(p["symbol"], p["contracts"], p["source"]) for p in positions] == [(ETH, 3.0, "websocket")]
+    assert wallet.currency == "USDT" and wallet.equity is not None
+    called = [e for e in events.called if isinstance(e, (FundingSettlement, PositionChange))]
+    assert called == [e for e in events.drained if isinstance(e, (FundingSettlement, PositionChange))]
+
+
+def test_the_queue_drops_the_oldest_and_health_counts_them(paused_sim: Simulator) -> None:
+    with make_client(paused_sim, account_queue_size=2) as client:
+        assert client.health()["private_websocket"]["state"] == "NEW"  # no callback: not before an account read
+        assert client.account_events() == []  # the first account call starts the feed
+        wait_until(lambda: account_fresh(client), what="the account seeded")
+        for _ in range(3):
+            client.create_market_order(BTC, "buy", 1, leverage=3)
+        wait_until(lambda: client.health()["private_websocket"]["events"]["dropped"] >= 5, what="drops counted")
+        events = client.account_events()
+        health = client.health()["private_websocket"]["events"]
+    assert len(events) == 2 and health["dropped"] >= 5
+    assert health["queued"] == health["dropped"] + len(events) + health["waiting"]  # every event accounted for
+
+
+def test_without_credentials_or_websocket_there_is_no_private_feed(paused_sim: Simulator) -> None:
+    with make_client(paused_sim, enable_websocket=False) as rest_only, \
+            KuCoinClient(futures_url=paused_sim.url) as public:
+        assert rest_only.health()["private_websocket"] == {"enabled": False}
+        assert public.health()["private_websocket"] == {"enabled": False}
+        assert rest_only.account_events(timeout_s=0.01) == []
+        assert rest_only.get_balance()["source"] == "rest"
+    tokens = paused_sim.call(lambda: [t.private for t in paused_sim.hub.tokens.values()])
+    assert True not in tokens

@@ -1,0 +1,106 @@
+"""Events: frozen typed values, a fan-out that never raises into trading, and what the trader
+publishes on the simulator (entry, stop_triggered, exit with PnL, kill_switch, error)."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import pytest
+
+from tests.tradebot.ops.simbot import BTC, start_sim_trader
+from tradebot.events import Event, EventBus, EventKind, RecentEvents
+from tradebot.risk import RiskState, utc_day
+
+
+@pytest.fixture
+def sim_trader(tmp_path: Path):
+    yield from start_sim_trader(tmp_path)
+
+
+def test_event_payload_is_event_message_and_details() -> None:
+    event = Event(EventKind.EXIT, "closed long", {"symbol": BTC, "pnl_usdt": 1.5}, ts_ms=1_700_000_000_000)
+    assert event.payload() == {"event": "exit", "message": "closed long", "ts_ms": 1_700_000_000_000,
+                               "symbol": BTC, "pnl_usdt": 1.5}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.message = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        event.details["symbol"] = "ETH"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("details", [{"event": "x"}, {"message": "x"}, {"nested": {"a": 1}}, {"items": [1]}])
+def test_event_refuses_reserved_keys_and_non_scalar_details(details: dict) -> None:
+    with pytest.raises(ValueError):
+        Event(EventKind.ERROR, "m", details)
+
+
+def test_event_kinds_are_the_documented_names() -> None:
+    assert [k.value for k in EventKind] == ["startup", "entry", "exit", "stop_triggered", "liquidation",
+                                            "kill_switch", "error", "shutdown"]
+    with pytest.raises(TypeError):
+        Event("entry", "m")  # type: ignore[arg-type]
+
+
+def test_bus_fans_out_and_a_failing_subscriber_never_reaches_the_publisher(caplog) -> None:
+    bus, seen, recent = EventBus(wall_clock=lambda: 12.5), [], RecentEvents(maxlen=2)
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("subscriber bug")
+
+    for handler in (seen.append, broken, recent):
+        bus.subscribe(handler)
+    with caplog.at_level(logging.ERROR, logger="tradebot.events"):
+        for kind in ("startup", EventKind.ENTRY, "exit"):
+            bus.emit(kind, f"{kind}", symbol=BTC)
+        bus.emit("no_such_kind", "dropped")  # a caller's bug: logged, never raised
+        bus.emit("error", "bad detail", detail={"a": 1})
+    assert [(e.kind, e.ts_ms) for e in seen] == [(EventKind.STARTUP, 12_500), (EventKind.ENTRY, 12_500),
+                                                 (EventKind.EXIT, 12_500)]
+    assert [e.kind for e in recent.snapshot()] == [EventKind.ENTRY, EventKind.EXIT]
+    assert recent.counts_snapshot() == {"startup": 1, "entry": 1, "exit": 1}
+    assert len(caplog.records) == 5  # three subscriber failures, two refused events
+    bus.unsubscribe(broken)
+    bus.emit("shutdown", "bye")
+    assert seen[-1].kind is EventKind.SHUTDOWN and len(caplog.records) == 5
+
+
+def test_trader_publishes_entry_then_stop_triggered_and_exit_with_pnl(sim_trader) -> None:
+    st = sim_trader
+    st.trader.scan()
+    entry = st.events[-1]
+    holding = st.trader.holdings[BTC]
+    assert entry.kind is EventKind.ENTRY
+    assert {k: entry.details[k] for k in ("symbol", "side", "contracts", "reason")} == {
+        "symbol": BTC, "side": "long", "contracts": holding.contracts, "reason": "test"}
+    assert entry.details["price"] == pytest.approx(holding.entry_price) and entry.details["fee_usdt"] > 0
+    holding.exits = dataclasses.replace(holding.exits, stop_price=holding.entry_price * 10)  # now hit
+    st.trader.monitor()
+    assert BTC not in st.trader.holdings
+    assert st.kinds() == ["entry", "stop_triggered", "exit"]
+    stop, exit_ = st.events[1], st.events[2]
+    assert (stop.details["symbol"], stop.details["reason"], stop.details["resting"]) == (BTC, "stop", False)
+    fill = st.journal.fills()[-1]
+    size = fill.amount * fill.contract_size
+    assert exit_.details["reason"] == "stop" and exit_.details["side"] == "long"
+    assert exit_.details["pnl_usdt"] == pytest.approx(size * (fill.price - holding.entry_price), abs=1e-6)
+    assert exit_.details["client_oid"] == fill.client_oid
+
+
+def test_trader_publishes_the_kill_switch_once(sim_trader) -> None:
+    st = sim_trader
+    now_ms = int(st.trader.wall_clock() * 1000)
+    st.trader.risk_state = RiskState(day=utc_day(now_ms), start_equity=1e12)  # today's loss is huge
+    st.trader.scan()
+    st.trader.scan()
+    assert st.kinds() == ["kill_switch"] and st.sim.orders() == []
+    assert st.events[0].details["loss_fraction"] > 0.99 and st.events[0].details["flatten"] is False
+
+
+def test_trader_publishes_an_error_when_a_scan_fails(sim_trader) -> None:
+    st = sim_trader
+    st.sim.fail_next("GET", "/api/v1/account-overview", status=503, code="500000", msg="Service Unavailable",
+                     rate_headers=False, count=10)
+    st.trader._guarded("scan", st.trader.scan)
+    assert st.kinds() == ["error"]
+    assert st.events[0].details["loop"] == "scan" and st.trader.exchange_down
+    assert st.trader.loops.rounds()["scan"].ok is False
