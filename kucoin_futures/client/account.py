@@ -160,7 +160,9 @@ class AccountData:
         feed, epoch = self._started_feed(), None
         if feed is not None:
             record = feed.order(order_id, client_oid)
-            if record is not None and symbol in (None, record.symbol):
+            # A market order not known done yet is read from REST: it fills at once on the
+            # exchange, and its fill's push may trail the answer to the order itself.
+            if record is not None and symbol in (None, record.symbol) and (record.is_done or not _market(record)):
                 return self._order(record)
             epoch = feed.cache.live_epoch()  # before the read: its answer belongs to this epoch
         order = self._orders.get_order(order_id, symbol, client_oid=client_oid)
@@ -264,3 +266,10 @@ def _plain(number: Decimal) -> str:
 
 def _text(number: float) -> str:
     return repr(float(number))
+
+
+def _market(record: OrderRecord) -> bool:
+    kinds = (record.placed.order_type if record.placed is not None else None,
+             record.base.order_type if record.base is not None else None,
+             record.last.order_type if record.last is not None else None)
+    return "market" in kinds
