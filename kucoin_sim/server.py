@@ -186,11 +186,15 @@ class Simulator:
 
     # -- loops ---------------------------------------------------------------------------------
     async def _market_loop(self) -> None:
+        was_paused = False
         while True:
             if not self._market_paused:
                 now = self.now_ms()
+                if was_paused:
+                    self.exchange.resume(now)  # a paused market does not replay its pause
                 self.exchange.advance(now)
                 self.pump(now)
+            was_paused = self._market_paused
             await asyncio.sleep(self.tick_ms / 1000)
 
     async def _depth_loop(self) -> None:

@@ -10,6 +10,7 @@ the bot's journal read read-only, the bot's output and exit codes. Allowances:
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ STALE_ROW_GRACE_S = 25.0  # a row for a flat symbol goes within this (the bot re
 STOP_GRACE_S = 5.0  # the price may sit beyond the stop this long before the bot must have exited
 QUIET_LIMIT_S = 30.0  # a running bot scans at least this often (fault windows not counted)
 SIGTERM_LIMIT_S = 5.0
+STOP_RACE_S = 1.0  # an exit that found nothing this soon after a resting stop closed the position raced it
 # memory and threads: judged on runs with this many seconds of samples, after a warm-up; the
 # second half may exceed the first half's peak by at most the slack (RSS: ratio and MB; threads)
 RESOURCE_MIN_RUN_S = 120.0
@@ -125,8 +127,13 @@ def check_single_entry(orders: Sequence[Order], fills: Sequence[Fill]) -> CheckR
 def check_exits_reduce(orders: Sequence[Order], fills: Sequence[Fill]) -> CheckResult:
     """Every reduce-only order (an exit) is sent while there is a position for it to reduce: a
     second exit of a position already closed means the bot lost track of its first one. A stop
-    order acts when it triggers, so its fills are judged instead: each only shrinks a position."""
+    order acts when it triggers, so its fills are judged instead: each only shrinks a position.
+
+    One race is allowed: an exit that filled nothing, sent within ``STOP_RACE_S`` after a resting
+    stop closed the position on the exchange (the bot's second line decided on a read taken just
+    before; reduce-only is what makes that race harmless)."""
     qty: dict[str, int] = {}
+    closed_by_stop: dict[str, float] = {}  # symbol -> when a stop's fill last made it flat
     found: list[Violation] = []
     stops = {o.order_id: o for o in orders if o.stop}
     # an order's fills carry its own creation time: at equal times the order comes first
@@ -145,11 +152,15 @@ def check_exits_reduce(orders: Sequence[Order], fills: Sequence[Fill]) -> CheckR
                 found.append(Violation(fill.t, "exits_reduce", f"{fill.symbol}: stop {stop.client_oid} filled "
                                        f"{fill.side} {fill.size} on a position of {held}"))
             qty[fill.symbol] = held + change
+            if stop is not None and held + change == 0:
+                closed_by_stop[fill.symbol] = fill.t
             continue
         order = orders[i]
         held = qty.get(order.symbol, 0)
         reduces = held < 0 if order.side == "buy" else held > 0
-        if order.reduce_only and not reduces:
+        raced = (not held and not order.filled
+                 and 0 <= order.t - closed_by_stop.get(order.symbol, -math.inf) <= STOP_RACE_S)
+        if order.reduce_only and not reduces and not raced:
             found.append(Violation(order.t, "exits_reduce",
                                    f"{order.symbol}: exit {order.client_oid} ({order.side} {order.size}) sent "
                                    f"with {'no position' if not held else f'a position of {held}'} to reduce"))

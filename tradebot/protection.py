@@ -134,10 +134,10 @@ class Guard:
         what = "stop" if filled.kind == "stop" else "take profit"
         log.info("closed %s %s (resting %s on the exchange): %d lots at %s, gross PnL %+.2f USDT",
                  holding.side if holding else "", symbol, what, filled_lots, price, pnl)
-        kind = EventKind.STOP_TRIGGERED if filled.kind == "stop" else EventKind.EXIT
-        self._desk.events.emit(kind, f"resting {what} closed {symbol}: {filled_lots} lots at {price}", symbol=symbol,
-                               reason=filled.kind, contracts=filled_lots, price=price, resting=True,
-                               client_oid=filled.intent.client_oid)
+        if filled.kind == "stop":  # the exit itself was announced when its fill was booked (journal listener)
+            self._desk.events.emit(EventKind.STOP_TRIGGERED, f"resting {what} closed {symbol}: {filled_lots} lots at "
+                                   f"{price}", symbol=symbol, reason=filled.kind, contracts=filled_lots, price=price,
+                                   resting=True, client_oid=filled.intent.client_oid)
 
     def _adopt(self, symbol: str, side: str, contracts: int, entry_price: float) -> None:
         saved = self.journal.protection(symbol)

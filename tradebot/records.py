@@ -101,7 +101,9 @@ def fill_from_order(intent: Intent, order: Mapping[str, Any], order_id: str | No
     if not price:
         raise InvalidArgument(f"order for {intent.client_oid} filled {filled} without a price")
     fee = order.get("fee") or {}
-    ts_ms = order.get("lastTradeTimestamp") or order.get("timestamp") or now_ms
+    # ccxt's KuCoin orders have no lastTradeTimestamp; their last update is when the last lot
+    # filled (a resting stop's timestamp is when it was placed, not when it fired).
+    ts_ms = order.get("lastTradeTimestamp") or order.get("lastUpdateTimestamp") or order.get("timestamp") or now_ms
     return Fill(fill_id=f"order:{order_id or intent.client_oid}", client_oid=intent.client_oid,
                 order_id=order_id, symbol=intent.symbol, side=intent.side, amount=filled,
                 price=float(price), fee=float(fee.get("cost") or 0.0),

@@ -1,8 +1,9 @@
 """KuCoinClient's account reads and events: the private WebSocket caches when fresh, else REST.
 
-Internal to kucoin_client (the facade delegates ``get_positions``, ``get_balance``, ``get_order``
-and ``account_events`` here). With credentials and the WebSocket enabled, an ``AccountFeed``
-(ws/private_feed.py) keeps the account's orders, positions and wallets; while its caches are
+Internal to kucoin_client (the facade delegates ``get_positions``, ``get_balance``, ``get_order``,
+``get_stop_orders`` and ``account_events`` here). With credentials and the WebSocket enabled, an
+``AccountFeed`` (ws/private_feed.py) keeps the account's orders, untriggered stops, positions and
+wallets; while its caches are
 fresh (its connection subscribed and seeded since the last loss) the reads are served from them
 with ``source`` "websocket", otherwise over REST with ``source`` "rest". Both give ccxt's shapes:
 the cached KuCoin objects go through ccxt's own parsers (``parse_position``, ``parse_order``,
@@ -10,7 +11,8 @@ the cached KuCoin objects go through ccxt's own parsers (``parse_position``, ``p
 the timestamps and ``source``. An order served from the cache needs KuCoin's object (read over
 REST once) or the fields this client sent (``note_placed``, the order manager's hook) besides its
 pushes; the deal value and average price are summed from the pushed fills (the average rounded
-to the tick: KuCoin's ``avgDealPrice`` rounding is not documented).
+to the tick: KuCoin's ``avgDealPrice`` rounding is not documented). A stop this client placed or
+cancelled is noted in the stop cache from its REST answer, so a listing right after it agrees.
 """
 from __future__ import annotations
 
@@ -23,8 +25,14 @@ from typing import Any
 
 from kucoin_futures.errors import InvalidArgument, ProtocolError
 from kucoin_futures.orders.manager import OrderManager
-from kucoin_futures.orders.rules import check_client_oid, check_currency, check_order_id
-from kucoin_futures.protocol.account import parse_rest_order
+from kucoin_futures.orders.rules import (
+    STOP_PRICE_TYPES,
+    OrderRequest,
+    check_client_oid,
+    check_currency,
+    check_order_id,
+)
+from kucoin_futures.protocol.account import parse_rest_order, placed_stop_object
 from kucoin_futures.protocol.private import (
     AccountEvent,
     FundingSettlement,
@@ -43,6 +51,7 @@ from kucoin_futures.rest.gateway import RestGateway
 from kucoin_futures.ws.account_cache import OrderRecord, PlacedOrder
 from kucoin_futures.ws.account_events import EventSink
 from kucoin_futures.ws.private_feed import AccountFeed
+from kucoin_futures.ws.stop_cache import CachedStop
 
 __all__ = [
     "AccountData", "AccountEvent", "FundingSettlement", "OrderChange", "OrderStatus", "OrderUpdate",
@@ -52,7 +61,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PlacedHook = Callable[[Mapping[str, Any], "float | None"], None]
+PlacedHook = Callable[[Mapping[str, Any], OrderRequest, "float | None"], None]
 
 
 def build_account_feed(gateway: RestGateway, *, enabled: bool, on_event: Callable[[AccountEvent], object] | None,
@@ -72,9 +81,17 @@ def placed_hook(feed: AccountFeed | None) -> PlacedHook | None:
     return None if feed is None else partial(_note_placed, feed)
 
 
-def _note_placed(feed: AccountFeed, order: Mapping[str, Any], sent_at: float | None) -> None:
+def _note_placed(feed: AccountFeed, order: Mapping[str, Any], request: OrderRequest, sent_at: float | None) -> None:
     if not order.get("id") or not isinstance(order.get("symbol"), str):
         return
+    stop = request.stop
+    if stop is not None:
+        feed.stops.note_placed(str(order["id"]), request.client_oid, request.symbol, placed_stop_object(
+            order_id=str(order["id"]), client_oid=request.client_oid, symbol=request.symbol,
+            side=request.side.value, order_type=request.order_type.value,
+            price=str(request.price) if request.price is not None else None, size=request.amount,
+            stop=stop.direction, stop_price=str(stop.stop_price), stop_price_type=STOP_PRICE_TYPES[stop.price_type],
+            reduce_only=request.reduce_only, close_order=stop.close_order, post_only=request.post_only))
     price, stop_price = order.get("price"), order.get("stopPrice")
     feed.cache.note_placed(PlacedOrder(
         order_id=str(order["id"]), client_oid=order.get("clientOrderId"), symbol=order["symbol"],
@@ -142,7 +159,10 @@ class AccountData:
             kucoin_currency = self._settle_id(currency)
             feed.want_currency(kucoin_currency)
             wallet = feed.wallet(kucoin_currency)
-            if wallet is not None:
+            # Equity moves with the mark price of every open position, and KuCoin pushes the
+            # wallet only when it changes otherwise (how often with a position open is not
+            # documented): with a position open in this currency, equity is REST's.
+            if wallet is not None and _flat_in(feed.positions(), kucoin_currency):
                 return self._balance(currency, wallet)
             feed.ensure_seeded()
         return {**self._orders.get_balance(currency), "source": SOURCE_REST}
@@ -173,6 +193,34 @@ class AccountData:
                 log.debug("! order %s not cached: %s", order.get("id"), exc)
         return {**order, "source": SOURCE_REST}
 
+    def get_stop_orders(self, symbol: str | None,
+                        read_rest: Callable[[str | None], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """ccxt's order dicts of the untriggered stops (of ``symbol``, or all), each with ``source``,
+        in ccxt's order (oldest first; within a millisecond, newest first); ``read_rest`` lists
+        them over REST."""
+        if symbol is not None:
+            self._gateway.market(symbol)
+        feed = self._started_feed()
+        if feed is not None:
+            stops = feed.stop_orders(symbol)
+            if stops is not None:
+                ordered = sorted(enumerate(stops), key=_as_ccxt_sorts)
+                return [self._stop(stop) for _, stop in ordered]
+            feed.ensure_seeded()
+        return [{**order, "source": SOURCE_REST} for order in read_rest(symbol)]
+
+    def stops_gone(self, order_ids: list[str]) -> list[str]:
+        """Stops this client cancelled: no longer listed, whatever the push's delay; returns the ids."""
+        if self.feed is not None:
+            self.feed.stops.note_gone(order_ids)
+        return order_ids
+
+    def stop_cancelled(self, order: dict[str, Any]) -> dict[str, Any]:
+        """A stop this client cancelled (its order dict, returned) is no longer listed."""
+        if order.get("id") and order.get("status") != "open":
+            self.stops_gone([str(order["id"])])
+        return order
+
     def account_events(self, timeout_s: float) -> list[AccountEvent]:
         """Every event queued, oldest first, waiting up to ``timeout_s`` for the first (without the
         private feed, no keys or no WebSocket, nothing can ever come: [] at once)."""
@@ -202,6 +250,11 @@ class AccountData:
         market = self._gateway.market(record.symbol)
         result = self._gateway.ccxt_parse("parse_order", order_object(
             record, contract_size=float(market["contractSize"]), tick=market["precision"]["price"]))
+        result["source"] = SOURCE_WEBSOCKET
+        return result
+
+    def _stop(self, stop: CachedStop) -> dict[str, Any]:
+        result = self._gateway.ccxt_parse("parse_order", dict(stop.info))
         result["source"] = SOURCE_WEBSOCKET
         return result
 
@@ -266,6 +319,19 @@ def _plain(number: Decimal) -> str:
 
 def _text(number: float) -> str:
     return repr(float(number))
+
+
+def _flat_in(positions: tuple[PositionChange, ...] | None, currency: str) -> bool:
+    # True when the fresh positions hold nothing settled in ``currency`` (None: not fresh).
+    return positions is not None and not any(p.qty and p.settle_currency in (currency, None) for p in positions)
+
+
+def _as_ccxt_sorts(item: tuple[int, CachedStop]) -> tuple[float, int]:
+    # ccxt sorts by createdAt, stably over KuCoin's newest-first list; cached in arrival order.
+    # A stop just placed (no push yet) has no createdAt: the newest.
+    index, stop = item
+    created = stop.info.get("createdAt")
+    return (float(created) if isinstance(created, (int, float)) else float("inf")), -index
 
 
 def _market(record: OrderRecord) -> bool:

@@ -393,21 +393,23 @@ class KuCoinClient:
                                              expect_direction=expect_direction)
 
     def get_stop_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        """Return the untriggered stops (of `symbol`, or all) as ccxt order dicts."""
+        """Return the untriggered stops (of `symbol`, or all) as ccxt order dicts, oldest first,
+        each with `source`: "websocket" (the private feed's cache, when fresh) or "rest"."""
         self._ensure_started()
-        return self._stops.get_stop_orders(symbol)
+        return self._account.get_stop_orders(symbol, self._stops.get_stop_orders)
 
     def cancel_stop_order(self, order_id: str | None = None, *, client_oid: str | None = None,
                           symbol: str | None = None) -> dict[str, Any]:
         """Cancel one untriggered stop by exchange id, or by `client_oid` with its `symbol`;
         return its order dict. OrderNotFound if there is no such stop."""
         self._ensure_started()
-        return self._stops.cancel_stop_order(order_id, client_oid=client_oid, symbol=symbol)
+        return self._account.stop_cancelled(self._stops.cancel_stop_order(order_id, client_oid=client_oid,
+                                                                          symbol=symbol))
 
     def cancel_stop_orders(self, symbol: str) -> list[str]:
         """Cancel every untriggered stop of `symbol`; return the exchange ids cancelled."""
         self._ensure_started()
-        return self._stops.cancel_stop_orders(symbol)
+        return self._account.stops_gone(self._stops.cancel_stop_orders(symbol))
 
     def check_account_modes(self, symbols: Iterable[str], margin_mode: str = "isolated") -> AccountModes:
         """Refuse an account this client cannot trade, and set each symbol's margin mode to

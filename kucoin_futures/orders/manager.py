@@ -173,15 +173,16 @@ class OrderManager:
         clock: monotonic seconds (the resolution's deadlines).
         wall_clock: epoch seconds (clientOids).
         client_oid_prefix: at most 8 characters of [A-Za-z0-9_] starting generated clientOids.
-        on_placed: called with each placed order's dict and its send time (monotonic).
+        on_placed: called with each placed order's dict, its ``OrderRequest`` and its send time
+            (monotonic).
     """
 
     def __init__(self, gateway: RestGateway, *, policy: ResolvePolicy = ResolvePolicy(),
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
                  client_oid_prefix: str = "kc",
-                 on_placed: Callable[[dict[str, Any], float | None], object] | None = None) -> None:
+                 on_placed: Callable[[dict[str, Any], OrderRequest, float | None], object] | None = None) -> None:
         self._gateway = gateway
-        self._on_placed = on_placed  # (order dict, monotonic send time): the private feed's order cache
+        self._on_placed = on_placed  # (order dict, request, monotonic send time): the private feed's caches
         self._clock = clock
         self._client_oids = ClientOids(prefix=client_oid_prefix, wall_clock=wall_clock)
         self._closing = threading.Event()
@@ -273,7 +274,7 @@ class OrderManager:
         placed = _with_request(order, request)
         if self._on_placed is not None:
             try:
-                self._on_placed(placed, attempt.sent_at)
+                self._on_placed(placed, request, attempt.sent_at)
             except Exception:  # a bug there must not turn a placed order into an error
                 log.exception("! on_placed hook failed for client_oid=%s", cid)
         return placed

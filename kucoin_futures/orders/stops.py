@@ -66,7 +66,8 @@ class StopOrders:
         return self._orders.place(request)
 
     def get_stop_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        """Return ccxt's order dicts of the untriggered stops (of ``symbol``, or all), newest first."""
+        """Return ccxt's order dicts of the untriggered stops (of ``symbol``, or all), oldest first
+        (ccxt sorts KuCoin's newest-first pages by time)."""
         if symbol is not None:
             self._gateway.market(symbol)
         stops: list[dict[str, Any]] = []

@@ -7,6 +7,7 @@ when its connection is (re)subscribed (protocol notes section 7.2), then keeps t
     GET /api/v1/positions                      parse_rest_positions -> tuple[PositionChange, ...]
     GET /api/v1/account-overview?currency=     parse_rest_account_overview -> WalletChange
     GET /api/v1/orders?status=active           parse_rest_open_orders -> OpenOrders
+    GET /api/v1/stopOrders                     parse_rest_stop_orders -> (tuple[StopSnapshot, ...], last page)
     (an order object, also GET /api/v1/orders/{id})   parse_rest_order -> OrderSnapshot
 
 Each takes the whole envelope ``{"code", "data"}`` (``parse_rest_order``: the order object) and
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from kucoin_futures.protocol.private import PositionChange, WalletChange, position_from
-from kucoin_futures.protocol.types import SOURCE_REST, Side, to_unified
+from kucoin_futures.protocol.private import PositionChange, StopOrderUpdate, WalletChange, position_from
+from kucoin_futures.protocol.types import SOURCE_REST, Side, to_kucoin_id, to_unified
 from kucoin_futures.protocol.wire import (
     read_bool,
     read_dict,
@@ -38,8 +39,9 @@ from kucoin_futures.protocol.wire import (
 )
 from kucoin_futures.errors import ProtocolError
 
-__all__ = ["OpenOrders", "OrderSnapshot", "parse_rest_account_overview", "parse_rest_open_orders",
-           "parse_rest_order", "parse_rest_positions"]
+__all__ = ["OpenOrders", "OrderSnapshot", "StopSnapshot", "parse_rest_account_overview",
+           "parse_rest_open_orders", "parse_rest_order", "parse_rest_positions", "parse_rest_stop_orders",
+           "placed_stop_object", "pushed_stop_object"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,62 @@ class OpenOrders:
 
     orders: tuple[OrderSnapshot, ...]
     complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StopSnapshot:
+    """One untriggered stop as KuCoin lists it (``info``, read-only, is the object itself: ccxt's
+    ``parse_order`` reads it)."""
+
+    order_id: str
+    client_oid: str | None
+    symbol: str
+    info: Mapping[str, Any]
+
+
+def parse_rest_stop_orders(payload: Any) -> tuple[tuple[StopSnapshot, ...], bool]:
+    """Return the stops of one page of ``GET /api/v1/stopOrders`` (untriggered only, paginated)
+    and whether it was the last page.
+
+    Example (trimmed; the items are order objects, ``stop`` "down"|"up")::
+
+        {"code": "200000", "data": {"currentPage": 1, "pageSize": 1000, "totalNum": 1, "totalPage": 1,
+         "items": [{"id": "5cdfc138b21023a909e5ad55", "symbol": "XBTUSDTM", "type": "market",
+                    "side": "sell", "price": "0", "size": 1, "stop": "down", "stopPrice": "8000",
+                    "stopPriceType": "MP", "clientOid": "5c52e1", "reduceOnly": true,
+                    "closeOrder": false, "isActive": true, "status": "open", "createdAt": 1558167872000}]}}
+    """
+    items, complete = _read_page(payload)
+    stops = []
+    for item in items:
+        data = read_dict(item, "stop order")
+        stops.append(StopSnapshot(
+            order_id=read_str(data.get("id"), "id"), client_oid=read_optional(data, "clientOid", read_str),
+            symbol=read_name(to_unified, read_str(data.get("symbol"), "symbol")), info=MappingProxyType(dict(data))))
+    return tuple(stops), complete
+
+
+def pushed_stop_object(update: StopOrderUpdate) -> dict[str, Any]:
+    """A ``GET /api/v1/stopOrders`` item as far as a stopOrder push tells it (no clientOid, no
+    reduceOnly/closeOrder: the cache never serves it alone)."""
+    return {"id": update.order_id, "symbol": to_kucoin_id(update.symbol),
+            "type": "market" if update.order_price is None else "limit", "side": update.side.value,
+            "price": "0" if update.order_price is None else repr(update.order_price), "size": update.size,
+            "stop": update.stop, "stopPrice": repr(update.stop_price), "stopPriceType": update.stop_price_type,
+            "isActive": True, "cancelExist": False, "status": "open", "filledSize": 0, "filledValue": "0",
+            "createdAt": update.created_ms, "updatedAt": update.ts_ms}
+
+
+def placed_stop_object(*, order_id: str, client_oid: str, symbol: str, side: str, order_type: str,
+                       price: str | None, size: int, stop: str, stop_price: str, stop_price_type: str,
+                       reduce_only: bool, close_order: bool, post_only: bool) -> dict[str, Any]:
+    """A ``GET /api/v1/stopOrders`` item for a stop this client placed, from what it sent
+    (``stop_price_type`` TP|MP|IP; no createdAt: the answer to a new order holds only its ids)."""
+    return {"id": order_id, "symbol": to_kucoin_id(symbol), "type": order_type, "side": side,
+            "price": price or "0", "size": size, "stop": stop, "stopPrice": stop_price,
+            "stopPriceType": stop_price_type, "clientOid": client_oid, "reduceOnly": reduce_only,
+            "closeOrder": close_order, "postOnly": post_only, "timeInForce": "GTC", "isActive": True,
+            "cancelExist": False, "status": "open", "filledSize": 0, "filledValue": "0"}
 
 
 def parse_rest_positions(payload: Any, *, received_at: float) -> tuple[PositionChange, ...]:
@@ -126,11 +184,17 @@ def parse_rest_open_orders(payload: Any) -> OpenOrders:
         {"code": "200000", "data": {"currentPage": 1, "pageSize": 1000, "totalNum": 1,
          "totalPage": 1, "items": [{"id": "236655147005071361", "symbol": "XBTUSDTM", ...}]}}
     """
+    items, complete = _read_page(payload)
+    return OpenOrders(tuple(parse_rest_order(item) for item in items), complete=complete)
+
+
+def _read_page(payload: Any) -> tuple[list[Any], bool]:
+    # KuCoin's page wrapper: the items and whether this page is the last.
     page = read_dict(unwrap_envelope(payload), "data")
     items = read_list(page.get("items"), "items")
     current = read_optional(page, "currentPage", read_int) or 1
     total = read_optional(page, "totalPage", read_int) or 1
-    return OpenOrders(tuple(parse_rest_order(item) for item in items), complete=current >= total)
+    return items, current >= total
 
 
 def parse_rest_order(item: Any) -> OrderSnapshot:

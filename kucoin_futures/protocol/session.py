@@ -123,7 +123,10 @@ class WsSession:
         uplink_limit: int = UPLINK_LIMIT,
         uplink_window_s: float = UPLINK_WINDOW_S,
         max_topics_per_message: int = MAX_TOPICS_PER_MESSAGE,
+        # ping at least this often, whatever the server's pingInterval (None: the server's)
+        max_ping_interval_s: float | None = None,
     ) -> None:
+        self._max_ping_interval_s = max_ping_interval_s
         self.ping_interval_s = ping_interval_s
         self.ping_timeout_s = ping_timeout_s
         self._welcome_timeout_s = welcome_timeout_s
@@ -188,6 +191,8 @@ class WsSession:
         """
         if endpoint is not None:
             self.ping_interval_s = endpoint.ping_interval_s
+            if self._max_ping_interval_s is not None:
+                self.ping_interval_s = min(self.ping_interval_s, self._max_ping_interval_s)
             self.ping_timeout_s = endpoint.ping_timeout_s
         self._active.clear()
         self._queue.clear()
@@ -309,6 +314,10 @@ class WsSession:
         """Count a frame the caller decoded itself (a market push on the hot path) as a sign of
         life at ``now``; ``on_text`` does this for the frames it digests."""
         self._last_message_at = now
+
+    def quiet_s(self, now: float) -> float | None:
+        """Seconds since the last frame received (None before the first connection)."""
+        return None if self._last_message_at is None else now - self._last_message_at
 
     def due_ping(self, now: float) -> str | None:
         """Return a ping frame when one is due (every ``ping_interval_s`` after the welcome)."""

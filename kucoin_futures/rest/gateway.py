@@ -114,7 +114,8 @@ ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType({
 # The account reads the private WebSocket feed seeds from (submit_private_get): ccxt's raw calls.
 PRIVATE_READS = MappingProxyType({"fetch_positions": "futuresPrivateGetPositions",
                                   "fetch_balance": "futuresPrivateGetAccountOverview",
-                                  "fetch_open_orders": "futuresPrivateGetOrders"})
+                                  "fetch_open_orders": "futuresPrivateGetOrders",
+                                  "fetch_stop_orders": "futuresPrivateGetStopOrders"})
 CCXT_PARSERS = frozenset({"parse_position", "parse_order", "safe_balance"})  # pure: ccxt_parse()
 # Public GETs the WebSocket layer may route through submit_get(): path -> operation.
 PUBLIC_GET_PATHS = MappingProxyType({
@@ -418,7 +419,7 @@ class RestGateway:
 
     def submit_private_get(self, operation: str, params: Mapping[str, Any]) -> concurrent.futures.Future:
         """Queue a signed account read (HIGH: the private feed's seed); its Future gives KuCoin's
-        raw envelope. ``operation``: "fetch_positions", "fetch_balance" or "fetch_open_orders"."""
+        raw envelope. ``operation``: "fetch_positions", "fetch_balance", "fetch_open_orders" or "fetch_stop_orders"."""
         method = PRIVATE_READS.get(operation)
         if method is None:
             raise InvalidArgument(f"operation={operation!r}: not one of {sorted(PRIVATE_READS)}")

@@ -141,6 +141,11 @@ class AccountCache:
             self._live = False
             self._live_since = math.inf
 
+    def epoch(self) -> int:
+        """The current epoch, live or not."""
+        with self._lock:
+            return self._epoch
+
     def live_epoch(self) -> int | None:
         """The current epoch if the connection is subscribed, else None."""
         with self._lock:

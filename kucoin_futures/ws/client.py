@@ -18,7 +18,7 @@ Public API (every method is thread-safe and synchronous):
     KuCoinWebSocket(*, rest_url, token_provider, rest_get, rest_timeout_s, rest_threads, rest, transport, clock,
                     wall_clock, rng, max_candles, max_topics_per_connection, renew_after_s,
                     connect_timeout_s, backoff_initial_s, backoff_cap_s, book_depth,
-                    confirm_closed_candles_after_s, gil_switch_interval_s, on_ticker,
+                    confirm_closed_candles_after_s, gil_switch_interval_s, max_ping_interval_s, on_ticker,
                     on_candle, on_order_book, name)
     start() -> self / stop(timeout_s=2.0) / with-statement   state -> State, is_healthy() -> bool
     transport -> str ("picows" or "websocket-client": the library carrying the sockets)
@@ -146,6 +146,8 @@ class KuCoinWebSocket:
             GIL lets the running one go on (CPython's default is 5 ms). While another thread
             computes, each socket read of ours waits up to that long; 0.0005 keeps the
             send-to-visible latency near 1 ms instead of 5-10 ms.
+        max_ping_interval_s: ping at least this often, whatever the server's pingInterval, so a
+            quiet connection still proves it is alive (``stats().quiet_s``; the private feed).
         on_ticker, on_candle, on_order_book: callbacks ``(Ticker)``, ``(symbol, timeframe,
             Candle)``, ``(OrderBook)``, run on the WebSocket thread after each cache update.
         push_handlers: subject -> ``handler(message, now, connection)`` for the pushes of other
@@ -180,6 +182,7 @@ class KuCoinWebSocket:
         book_depth: int | None = None,
         confirm_closed_candles_after_s: float | None = DEFAULT_CONFIRM_DELAY_S,
         gil_switch_interval_s: float | None = None,
+        max_ping_interval_s: float | None = None,
         # callbacks
         on_ticker: Callable[[Ticker], object] | None = None,
         on_candle: Callable[[str, str, Candle], object] | None = None,
@@ -189,7 +192,7 @@ class KuCoinWebSocket:
         name: str = "kucoin-ws",
     ) -> None:
         _check_options(max_topics_per_connection, renew_after_s, connect_timeout_s, book_depth,
-                       gil_switch_interval_s, rest_threads)
+                       gil_switch_interval_s, rest_threads, max_ping_interval_s)
         connection_class = resolve_transport(transport)  # InvalidArgument now; imports, no I/O
         self._transport = connection_class.NAME
         self._transport_choice = f"{self._transport} (auto)" if transport == AUTO else self._transport
@@ -208,7 +211,7 @@ class KuCoinWebSocket:
         link = LinkConfig(name=name, transport=connection_class, clock=clock, rng=rng,
                           max_topics_per_connection=max_topics_per_connection, renew_after_s=renew_after_s,
                           connect_timeout_s=connect_timeout_s, backoff_initial_s=backoff_initial_s,
-                          backoff_cap_s=backoff_cap_s)
+                          backoff_cap_s=backoff_cap_s, max_ping_interval_s=max_ping_interval_s)
         self._engine = Engine(  # no I/O: the engine only stores these until start()
             link=link, tickers=self._tickers, candles=self._candles, books=self._books,
             callbacks=Callbacks(on_ticker, on_candle, on_order_book, MappingProxyType(dict(push_handlers or {}))),
@@ -429,7 +432,8 @@ class KuCoinWebSocket:
 
 
 def _check_options(max_topics: int, renew_after_s: float, connect_timeout_s: float,
-                   book_depth: int | None, switch_interval_s: float | None, rest_threads: int) -> None:
+                   book_depth: int | None, switch_interval_s: float | None, rest_threads: int,
+                   max_ping_interval_s: float | None) -> None:
     for name, value in (("max_topics_per_connection", max_topics), ("rest_threads", rest_threads)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgument(f"{name} must be an int >= 1, not {value!r}")
@@ -439,3 +443,5 @@ def _check_options(max_topics: int, renew_after_s: float, connect_timeout_s: flo
         raise InvalidArgument(f"book_depth must be None or an int >= 1, not {book_depth!r}")
     if switch_interval_s is not None and not switch_interval_s > 0:
         raise InvalidArgument(f"gil_switch_interval_s must be > 0, not {switch_interval_s!r}")
+    if max_ping_interval_s is not None and not max_ping_interval_s > 0:
+        raise InvalidArgument(f"max_ping_interval_s must be > 0, not {max_ping_interval_s!r}")

@@ -43,7 +43,8 @@ class LinkConfig:
 
     def __init__(self, *, name: str, transport: type[Connection], clock: Callable[[], float],
                  rng: random.Random, max_topics_per_connection: int, renew_after_s: float,
-                 connect_timeout_s: float, backoff_initial_s: float, backoff_cap_s: float) -> None:
+                 connect_timeout_s: float, backoff_initial_s: float, backoff_cap_s: float,
+                 max_ping_interval_s: float | None = None) -> None:
         self.name = name
         self.transport = transport  # the Connection class of the chosen library (ws/transports.py)
         self.clock = clock
@@ -53,6 +54,10 @@ class LinkConfig:
         self.connect_timeout_s = connect_timeout_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_cap_s = backoff_cap_s
+        self.max_ping_interval_s = max_ping_interval_s  # None: the server's pingInterval
+
+    def new_session(self) -> WsSession:
+        return WsSession(max_ping_interval_s=self.max_ping_interval_s)
 
 
 class Links:
@@ -105,7 +110,7 @@ class Links:
 
     def new_link(self) -> Link:
         """Add a link and start keeping it connected."""
-        link = Link(len(self.members), WsSession())
+        link = Link(len(self.members), self._cfg.new_session())
         self.members.append(link)
         link.task = self._spawn(self._supervise(link))
         if len(self.members) > 1:
@@ -227,7 +232,7 @@ class Links:
                 self._spawn(self._renew(link, conn))
 
     async def _renew(self, link: Link, old: Connection) -> None:
-        session = WsSession()
+        session = self._cfg.new_session()
         session.subscribe(link.session.desired_topics, self._cfg.clock())
         new: Connection | None = None
         try:

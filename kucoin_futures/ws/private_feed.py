@@ -8,16 +8,20 @@ ping/pong, dead detection, reconnect delays, resubscribe and 23 h renewal; its o
 the market-data hot path is untouched.
 
     /contractMarket/tradeOrders     orderChange        -> order cache, OrderUpdate events (fills)
-    /contractMarket/advancedOrders  stopOrder          -> StopOrderUpdate events (open/triggered/cancel)
+    /contractMarket/advancedOrders  stopOrder          -> stop cache, StopOrderUpdate events (open/triggered/cancel)
     /contract/positionAll           position.change    -> position cache, PositionChange events
     /contract/position:{symbol}     position.settlement -> FundingSettlement events (subscribed for
                                                        each open position: KuCoin names the contract
                                                        of a settlement in this topic only)
     /contractAccount/wallet         walletBalance/availableBalance.change -> wallet cache, WalletChange
 
-Freshness (ws/account_cache.py): each time the connection is subscribed (state RUNNING) the
-caches are seeded from REST at HIGH priority (positions, open orders, the balance of each wanted
-currency) and then kept by pushes; when the state leaves RUNNING they are stale at once and
+Freshness (ws/account_cache.py): a quiet private connection is normal (KuCoin pushes only
+changes), so this one pings every ``PING_S`` whatever the server's pingInterval, and the caches
+are served only while it received a frame (a pong at least) within ``MAX_QUIET_S``: a half-open
+connection (open, nothing arriving) sends the reads to REST within seconds, long before it is
+declared dead and replaced. Each time the connection is subscribed (state RUNNING) the
+caches are seeded from REST at HIGH priority (positions, open orders, untriggered stops, the
+balance of each wanted currency) and then kept by pushes; when the state leaves RUNNING they are stale at once and
 readers use REST. A seed that fails is retried when a reader next misses (at most every 5 s).
 Events (every order change, stop change, position change with a reason, funding settlement and
 wallet change) go to the callback, on the WebSocket thread, and to a bounded queue. A push seen
@@ -39,6 +43,8 @@ from kucoin_futures.protocol.account import (
     parse_rest_account_overview,
     parse_rest_open_orders,
     parse_rest_positions,
+    parse_rest_stop_orders,
+    pushed_stop_object,
 )
 from kucoin_futures.protocol.private import (
     SUBJECT_AVAILABLE_BALANCE,
@@ -71,6 +77,7 @@ from kucoin_futures.scheduling.executor import CallAbandoned, SchedulerClosed
 from kucoin_futures.ws.account_cache import AccountCache, OrderRecord
 from kucoin_futures.ws.account_events import EventSink
 from kucoin_futures.ws.client import KuCoinWebSocket
+from kucoin_futures.ws.stop_cache import CachedStop, StopCache
 from kucoin_futures.ws.subscriptions import State
 from kucoin_futures.ws.transports import AUTO
 
@@ -83,7 +90,9 @@ DEFAULT_CURRENCY = "USDT"  # the wallet kept from the start (others once asked f
 DEFAULT_QUEUE_SIZE = 1000  # events kept for account_events() before the oldest are dropped
 SEED_RETRY_S = 5.0  # a failed seed is retried at the next miss, at most this often
 RECENT_PUSHES = 1024  # pushes remembered to handle a repeated one once
-OPEN_ORDERS_PAGE_SIZE = 1000  # KuCoin's maximum
+OPEN_ORDERS_PAGE_SIZE = 1000  # KuCoin's maximum (GET /api/v1/orders and /api/v1/stopOrders)
+PING_S = 2.0  # the private connection pings this often (KuCoin allows 100 messages per 10 s)
+MAX_QUIET_S = 4.0  # the caches are served only while a frame arrived this recently
 _CLOSED = (ClientClosed, SchedulerClosed, CallAbandoned, concurrent.futures.CancelledError)
 
 
@@ -157,6 +166,7 @@ class AccountFeed:
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
                  backoff_initial_s: float = 0.5, backoff_cap_s: float = 30.0, name: str = "kucoin-ws-private") -> None:
         self.cache = AccountCache(clock=clock)
+        self.stops = StopCache(live_epoch=self.cache.live_epoch, epoch=self.cache.epoch)
         self.cache.want_currency(DEFAULT_CURRENCY)
         self.sink = EventSink(on_event=on_event, max_queued=max_queued)
         self._rest = rest
@@ -173,6 +183,7 @@ class AccountFeed:
         self.ws = KuCoinWebSocket(rest=_PrivateTokens(rest), transport=transport, clock=clock,  # type: ignore[arg-type]
                                   wall_clock=wall_clock, backoff_initial_s=backoff_initial_s,
                                   backoff_cap_s=backoff_cap_s, confirm_closed_candles_after_s=None,
+                                  max_ping_interval_s=PING_S,
                                   push_handlers=handlers, on_state=self._on_state, name=name)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -192,9 +203,13 @@ class AccountFeed:
         return self.ws.state is State.RUNNING
 
     def _serves(self, topic: str) -> bool:
-        # Subscribed, and the topic that keeps this cache was not refused (a refused topic is
-        # dropped by the engine, which then counts the connection as subscribed without it).
-        return self.is_running() and topic not in self.ws.stats().refused_topics
+        # Subscribed, heard from lately, and the topic that keeps this cache was not refused (a
+        # refused topic is dropped by the engine, which then counts the connection as subscribed
+        # without it).
+        if not self.is_running():
+            return False
+        stats = self.ws.stats()
+        return _heard_lately(stats.quiet_s) and topic not in stats.refused_topics
 
     # -- reads for the facade (None: not fresh, ask REST) --------------------------------------
     def positions(self) -> tuple[PositionChange, ...] | None:
@@ -205,6 +220,9 @@ class AccountFeed:
 
     def order(self, order_id: str | None, client_oid: str | None) -> OrderRecord | None:
         return self.cache.order(order_id, client_oid) if self._serves(TOPIC_TRADE_ORDERS) else None
+
+    def stop_orders(self, symbol: str | None) -> tuple[CachedStop, ...] | None:
+        return self.stops.stops(symbol) if self._serves(TOPIC_ADVANCED_ORDERS) else None
 
     def want_currency(self, currency: str) -> None:
         """Keep the wallet of ``currency`` (KuCoin id) too: seeded now if the feed is live."""
@@ -223,6 +241,8 @@ class AccountFeed:
             self._seed_positions(retry=True)
         if not fresh["orders"]:
             self._seed_orders(epoch, retry=True)
+        if not self.stops.fresh():
+            self._seed_stops(epoch, retry=True)
         for currency, ok in fresh["balances"].items():
             if not ok:
                 self._seed_wallet(currency, epoch, retry=True)
@@ -237,6 +257,7 @@ class AccountFeed:
         epoch = self.cache.go_live()
         self._seed_positions(retry=False)
         self._seed_orders(epoch, retry=False)
+        self._seed_stops(epoch, retry=False)
         for currency in self.cache.wanted_currencies():
             self._seed_wallet(currency, epoch, retry=False)
 
@@ -249,6 +270,10 @@ class AccountFeed:
     def _seed_orders(self, epoch: int, *, retry: bool) -> None:
         params = {"status": "active", "pageSize": OPEN_ORDERS_PAGE_SIZE}
         self._submit("orders", epoch, retry, "fetch_open_orders", params, partial(self._install_orders, epoch))
+
+    def _seed_stops(self, epoch: int, *, retry: bool) -> None:
+        params = {"pageSize": OPEN_ORDERS_PAGE_SIZE}
+        self._submit("stops", epoch, retry, "fetch_stop_orders", params, partial(self._install_stops, epoch))
 
     def _seed_wallet(self, currency: str, epoch: int, *, retry: bool) -> None:
         self._submit(("wallet", currency), epoch, retry, "fetch_balance", {"currency": currency},
@@ -293,6 +318,12 @@ class AccountFeed:
             log.warning("! more than %d open orders: the rest are read over REST", OPEN_ORDERS_PAGE_SIZE)
         return self.cache.install_open_orders(page.orders, epoch)
 
+    def _install_stops(self, epoch: int, payload: Any) -> bool:
+        stops, complete = parse_rest_stop_orders(payload)
+        if not complete:
+            log.warning("! more than %d untriggered stops: they are read over REST", OPEN_ORDERS_PAGE_SIZE)
+        return self.stops.install(stops, epoch, complete=complete)
+
     def _install_wallet(self, epoch: int, payload: Any) -> bool:
         return self.cache.install_wallet(parse_rest_account_overview(payload, received_at=self._clock()), epoch)
 
@@ -328,6 +359,7 @@ class AccountFeed:
         update = parse_stop_order(message, received_at=now)
         if not self._first(("stop", update.order_id, update.change, update.ts_ms)):
             return
+        self.stops.apply(update, pushed_stop_object)
         if update.change is StopChange.TRIGGERED:
             log.info("= %s stop %s triggered (%s %s at %s)", update.symbol, update.order_id, update.stop,
                      update.stop_price_type, update.stop_price)
@@ -377,24 +409,32 @@ class AccountFeed:
         """The connection's state and counters, what is fresh now, seeds and events."""
         stats = self.ws.stats()
         fresh = self.cache.freshness()
-        running = stats.state is State.RUNNING
+        running = stats.state is State.RUNNING and _heard_lately(stats.quiet_s)
         refused = stats.refused_topics
         queue = self.sink.queue
         return {
             "enabled": True, "state": stats.state.name, "healthy": self.ws.is_healthy(),
+            "quiet_s": max(stats.quiet_s) if stats.quiet_s else None,
             "connections": stats.connections, "reconnects": stats.reconnects,
             "connect_failures": stats.connect_failures, "messages": stats.messages, "malformed": stats.malformed,
             "fresh": {"positions": running and fresh["positions"] and TOPIC_POSITION_ALL not in refused,
                       "orders": running and fresh["orders"] and TOPIC_TRADE_ORDERS not in refused,
+                      "stops": running and self.stops.fresh() and TOPIC_ADVANCED_ORDERS not in refused,
                       "balances": {c: running and ok and TOPIC_WALLET not in refused
                                    for c, ok in fresh["balances"].items()}},
             "refused_topics": dict(refused),
             "orders_cached": self.cache.order_count(),
+            "stops_cached": self.stops.count(),
             "seeds": {"started": self._seeds.started, "failed": self._seeds.failed},
             "events": {"queued": queue.queued, "waiting": len(queue), "dropped": queue.dropped,
                        "callback_errors": self.sink.callback_errors},
             "data_ages_s": {topic: t.age_s for topic, t in stats.topics.items()},
         }
+
+
+def _heard_lately(quiet_s: tuple[float, ...]) -> bool:
+    # A frame arrived on the (one) open connection within MAX_QUIET_S; none open: False.
+    return bool(quiet_s) and max(quiet_s) <= MAX_QUIET_S
 
 
 def _names_no_contract(message: Mapping[str, Any]) -> bool:

@@ -79,6 +79,7 @@ class FeedStats:
     reconnect_delays_s: tuple[float, ...]  # the most recent backoff delays, oldest first
     resyncs: Mapping[str, int]  # order-book resyncs per symbol
     token_ages_s: tuple[float, ...]  # per open connection
+    quiet_s: tuple[float, ...]  # per open connection: seconds since it last received a frame
     refused_topics: Mapping[str, str]  # topics the server refused, with its error
 
 
@@ -306,5 +307,6 @@ class Engine:
             reconnect_delays_s=tuple(self.links.delays_s),
             resyncs=MappingProxyType(self.feed.books.resync_counts()),
             token_ages_s=tuple(now - c.token_at for c in conns if c.token_at is not None),
+            quiet_s=tuple(q for q in (c.session.quiet_s(now) for c in conns) if q is not None),
             refused_topics=MappingProxyType(dict(self._refused)),
         )

@@ -67,6 +67,7 @@ def test_positions_balance_and_orders_from_the_websocket_equal_rest(paused_sim: 
     with make_client(paused_sim, on_account_event=events) as client, \
             make_client(paused_sim, enable_websocket=False) as rest_only:
         wait_until(lambda: account_fresh(client), what="the account seeded")
+        flat_balance = (client.get_balance(), rest_only.get_balance())
         market = client.create_market_order(BTC, "buy", 2, leverage=3)
         events.wait_for(client, lambda e: isinstance(e, OrderUpdate) and e.is_done, "the market order done")
         bid = client.get_ticker(ETH)["bid"]
@@ -86,8 +87,10 @@ def test_positions_balance_and_orders_from_the_websocket_equal_rest(paused_sim: 
         served["canceled"], rest["canceled"] = client.get_order(resting["id"]), rest_only.get_order(resting["id"])
     sources = {name: [p["source"] for p in value] if name == "positions" else value["source"]
                for name, value in served.items()}
-    assert sources == {"positions": ["websocket"], "balance": "websocket", "market": "websocket",
+    # Equity moves with the mark: with a position open the balance is REST's.
+    assert sources == {"positions": ["websocket"], "balance": "rest", "market": "websocket",
                        "by_cid": "websocket", "canceled": "websocket"}
+    assert flat_balance[0]["source"] == "websocket" and comparable(flat_balance[0]) == comparable(flat_balance[1])
     assert {p["source"] for p in rest["positions"]} == {"rest"} and rest["balance"]["source"] == "rest"
     assert [comparable(p) for p in served["positions"]] == [comparable(p) for p in rest["positions"]]
     for name in ("balance", "market", "by_cid", "canceled"):
@@ -112,10 +115,10 @@ def test_a_dropped_private_connection_falls_back_to_rest_at_once_and_returns(pau
                     client.get_order(order_id)["source"])
         wait_until(lambda: client.get_positions()[0]["source"] == "websocket" and account_fresh(client),
                    what="served from the WebSocket again")
-        up = (client.get_balance()["source"], client.get_order(order_id)["source"])
+        up = (client.get_balance()["source"], client.get_order(order_id)["source"])  # a position is open
         health = client.health()["private_websocket"]
     assert down == ("rest", "rest", "rest")
-    assert up == ("websocket", "websocket")  # a done order stays valid across the reconnect
+    assert up == ("rest", "websocket")  # a done order stays valid across the reconnect
     assert (health["reconnects"], health["fresh"]["positions"]) == (1, True)
 
 
@@ -171,3 +174,33 @@ def test_without_credentials_or_websocket_there_is_no_private_feed(paused_sim: S
         assert rest_only.get_balance()["source"] == "rest"
     tokens = paused_sim.call(lambda: [t.private for t in paused_sim.hub.tokens.values()])
     assert True not in tokens
+
+
+def test_with_a_position_open_equity_follows_the_mark_not_the_last_wallet_push(paused_sim: Simulator) -> None:
+    """The wallet push does not follow the mark price; a cached equity would go stale silently."""
+    with make_client(paused_sim) as client, make_client(paused_sim, enable_websocket=False) as rest_only:
+        client.get_positions()  # the first account read starts the private feed
+        wait_until(lambda: account_fresh(client), what="the account seeded")
+        client.create_market_order(BTC, "buy", 5, leverage=5)
+        before = client.get_balance()
+        mark = client.get_mark_price(BTC)["markPrice"]
+        paused_sim.move_price("XBTUSDTM", round(mark * 0.95, 1))  # no wallet push follows a mark move
+        after, reference = client.get_balance(), rest_only.get_balance()
+    assert (before["source"], after["source"]) == ("rest", "rest")
+    assert after["USDT"]["total"] == reference["USDT"]["total"] < before["USDT"]["total"]
+
+
+def test_a_half_open_private_connection_sends_the_reads_to_rest_within_seconds(paused_sim: Simulator) -> None:
+    """Open but silent (no push, no pong): the caches must not pass for fresh until it is found
+    dead (10 s without a pong). The private connection pings every 2 s; 4 s of silence is enough."""
+    with make_client(paused_sim) as client:
+        client.create_market_order(BTC, "buy", 1, leverage=3)
+        wait_until(lambda: client.get_positions()[0]["source"] == "websocket", what="served from the WebSocket")
+        quiet_idle = client.health()["private_websocket"]["quiet_s"]
+        paused_sim.half_open()
+        reconnects = client.health()["private_websocket"]["reconnects"]
+        wait_until(lambda: client.get_positions()[0]["source"] == "rest", timeout_s=6.0, poll_s=0.1,
+                   what="the reads on REST")
+        health = client.health()["private_websocket"]
+    assert quiet_idle is not None and quiet_idle < 4.0
+    assert health["fresh"]["positions"] is False and health["quiet_s"] > 4.0 and health["reconnects"] == reconnects

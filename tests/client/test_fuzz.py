@@ -381,7 +381,7 @@ class RecordingWebSocket:
         return True
 
     def stats(self) -> FeedStats:
-        return FeedStats(self.state, {}, 0, 0, 0, 0, 0, 0, (), {}, (), {})
+        return FeedStats(self.state, {}, 0, 0, 0, 0, 0, 0, (), {}, (), (), {})
 
 
 @pytest.fixture(scope="module")

@@ -206,6 +206,16 @@ def test_session_takes_ping_timings_from_endpoint():
     assert (session.due_ping(4.9), session.due_ping(5.0) is not None, session.is_dead(7.1)) == (None, True, True)
 
 
+def test_session_pings_at_least_as_often_as_its_cap_and_tells_how_quiet_it_is():
+    session = connected(now=0.0, max_ping_interval_s=2.0)  # the server asks every 18 s
+    pings = [session.due_ping(t) is not None for t in (1.9, 2.0, 3.9, 4.0)]
+    quiet = [session.quiet_s(3.0)]
+    session.on_text(json.dumps({"id": "1", "type": "pong"}), 3.5)
+    quiet.append(session.quiet_s(4.5))
+    assert (pings, session.ping_interval_s, quiet, WsSession().quiet_s(1.0)) == (
+        [False, True, False, True], 2.0, [3.0, 1.0], None)
+
+
 # -- reconnect -----------------------------------------------------------------------------------
 def test_session_resubscribe_after_reset():
     session = connected()

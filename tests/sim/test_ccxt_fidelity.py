@@ -24,7 +24,7 @@ from ccxt.test.exchange.sync.test_fetch_tickers import test_fetch_tickers as ccx
 from ccxt.test.exchange.sync.test_fetch_trades import test_fetch_trades as ccxt_fetch_trades
 
 from kucoin_sim import Simulator
-from tests.helpers import ccxt_config
+from tests.helpers import ccxt_config, wait_until
 
 BTC = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"
@@ -90,8 +90,8 @@ def test_fetch_ohlcv(ex: ccxt.kucoinfutures, timeframe: str) -> None:
 
 
 def test_fetch_trades(ex: ccxt.kucoinfutures) -> None:
+    trades = wait_until(lambda: ex.fetch_trades(ETH), what="a first public ETH trade")  # a new market has none
     ccxt_fetch_trades(ex, SKIP, ETH)
-    trades = ex.fetch_trades(ETH)
     assert trades and all(t["amount"] >= 1 and t["side"] in ("buy", "sell") for t in trades)
     assert trades[0]["cost"] == pytest.approx(trades[0]["amount"] * 0.01 * trades[0]["price"])
 

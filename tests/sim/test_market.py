@@ -316,3 +316,14 @@ def test_a_long_gap_is_jumped_over_and_time_driven_state_catches_up():
     assert rows[-120][5] == 0 and rows[-1][5] > 0  # skipped minutes are flat, live ones traded
     book = market.book("XBTUSDTM")
     assert book.best("buy") < book.best("sell")
+
+
+def test_a_resumed_market_skips_its_pause_and_stamps_nothing_inside_it():
+    market = Market(seed=42, now_ms=NOW, contracts=_few())
+    _run(market, NOW, 1)
+    market.drain_events()
+    pause_end = NOW + 1_000 + 30_000  # 30 s paused: no tick ran
+    market.resume(pause_end)
+    market.advance(pause_end + 200)
+    stamped = [e.ts_ns // 1_000_000 for e in market.drain_events() if isinstance(e, Trade)]
+    assert stamped and min(stamped) > pause_end  # without resume: the pause is replayed, stamped inside it

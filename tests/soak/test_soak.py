@@ -97,6 +97,20 @@ def test_exits_reduce_catches_an_exit_sent_twice():
     assert "no position to reduce" in result.violations[0].detail
 
 
+def test_exits_reduce_allows_an_empty_exit_racing_a_resting_stop_but_not_a_late_one():
+    """The bot's second line sends a reduce-only exit just as the exchange's stop fires: the exit
+    finds nothing (filled 0), which is harmless. The same exit seconds later is a lost track."""
+    stop = Order(2.0, "s", X, "sell", 5, True, "bot-s", 5, stop=True)
+    raced = Order(2.3, "e", X, "sell", 5, True, "bot-e", 0)
+    late = Order(9.0, "f", X, "sell", 5, True, "bot-f", 0)
+    filled = Order(2.4, "g", X, "sell", 5, True, "bot-g", 5)
+    opened = [order(1, "1", "buy", 5), stop]
+    fills = [fill(1, "1", "buy", 5), fill(2, "s", "sell", 5)]
+    assert check_exits_reduce(opened + [raced], fills).status is Status.OK
+    assert [v.t for v in check_exits_reduce(opened + [raced, late], fills).violations] == [9.0]
+    assert [v.t for v in check_exits_reduce(opened + [filled], fills).violations] == [2.4]
+
+
 def test_max_open_passes_at_the_limit_and_catches_one_more():
     two = [fill(1, "1", "buy", 1), fill(2, "2", "sell", 1, symbol=E), fill(3, "3", "sell", 1), fill(4, "4", "buy", 1, symbol=S)]
     assert check_max_open(two, 2).status is Status.OK

@@ -86,6 +86,22 @@ def test_trader_publishes_entry_then_stop_triggered_and_exit_with_pnl(sim_trader
     assert exit_.details["client_oid"] == fill.client_oid
 
 
+def test_a_resting_take_profit_fill_is_announced_once_and_a_resting_stop_as_triggered(sim_trader) -> None:
+    st = sim_trader
+    st.trader.scan()
+    st.trader.monitor()  # the entry's stop and take-profit rest on the exchange
+    assert sorted(s["stop"] for s in st.sim.stop_orders()) == ["down", "up"]
+    take_profit = st.trader.holdings[BTC].exits.take_profit_price
+    st.sim.move_price("XBTUSDTM", take_profit * 1.01)  # through the take-profit, on the exchange
+    st.trader.sync_positions()
+    assert BTC not in st.trader.holdings and st.sim.stop_orders() == []
+    assert st.kinds() == ["entry", "exit"]  # one exit: the fill's (with PnL), nothing twice
+    assert st.events[-1].details["reason"].startswith("take_profit") and st.events[-1].details["pnl_usdt"] > 0
+    fill = st.journal.fills()[-1]
+    fired = next(o for o in st.sim.orders() if o["clientOid"] == fill.client_oid)
+    assert fill.ts_ms == fired["updatedAt"]  # when it fired and filled, not when it was placed
+
+
 def test_trader_publishes_the_kill_switch_once(sim_trader) -> None:
     st = sim_trader
     now_ms = int(st.trader.wall_clock() * 1000)

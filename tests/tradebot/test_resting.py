@@ -127,3 +127,34 @@ def test_a_stop_loss_the_price_already_passed_is_not_placed(world) -> None:
     mark, _ = long_position(sim, client)
     passed = Held("long", 3, ProtectiveExit("long", stop_price=mark * 1.01, take_profit_price=None))
     assert (keeper(client, journal).protect(BTC, passed), sim.stop_orders()) == (False, [])
+
+
+def test_with_a_healthy_private_feed_the_stops_are_settled_without_polling_rest(tmp_path) -> None:
+    """Issue 15: the bot no longer polls for what the private feed tells it. Settling and
+    reconciling many times lists no stops over REST; a stop that fires is booked once."""
+    from tests.helpers import wait_until
+    with Simulator(seed=7) as sim:
+        sim.pause_market()
+        creds = sim.credentials
+        with KuCoinClient(creds.api_key, creds.api_secret, creds.api_passphrase, futures_url=sim.url) as client:
+            journal = Journal(str(tmp_path / "j.sqlite3")).open()
+            try:
+                mark, held = long_position(sim, client)
+                wait_until(lambda: client.get_stop_orders() == [] and
+                           client.health()["private_websocket"]["fresh"]["stops"], what="the stops seeded")
+                reads = sim.request_count("GET", "/api/v1/stopOrders")
+                stops = keeper(client, journal)
+                stops.protect(BTC, held)
+                for _ in range(20):  # 20 sync rounds (the bot's is every 15 s)
+                    assert stops.settle() == []
+                    stops.reconcile({BTC: held}, keep={BTC})
+                sim.move_price(BTC_ID, mark * 0.97)  # the stop fires on the exchange
+                filled = wait_until(stops.settle, what="the fired stop settled")
+                stops.reconcile({}, keep=set())  # flat now: the take-profit goes
+                listed_after = (client.get_stop_orders(), sim.stop_orders())
+                booked = [f for f in journal.fills() if f.client_oid == filled[0].intent.client_oid]
+                rest_reads = sim.request_count("GET", "/api/v1/stopOrders") - reads
+            finally:
+                journal.close()
+    assert ([(f.symbol, f.kind) for f in filled], listed_after) == ([(BTC, "stop")], ([], []))
+    assert (len(booked), booked[0].amount, rest_reads) == (1, 3, 0)

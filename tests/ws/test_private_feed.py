@@ -75,7 +75,8 @@ def test_the_private_connection_uses_a_private_token_and_the_account_topics(sim:
     assert set(PRIVATE_TOPICS) <= sim.subscriptions
     health = feed.health()
     assert (health["state"], health["fresh"], health["seeds"]) == (
-        "RUNNING", {"positions": True, "orders": True, "balances": {"USDT": True}}, {"started": 3, "failed": 0})
+        "RUNNING", {"positions": True, "orders": True, "stops": True, "balances": {"USDT": True}},
+        {"started": 4, "failed": 0})
 
 
 def test_a_fill_arrives_as_events_in_the_caches_and_each_change_once(sim: Simulator, feed: AccountFeed) -> None:
@@ -112,11 +113,13 @@ def test_a_dropped_connection_is_stale_at_once_and_fresh_after_the_resubscribe_a
         sim.drop_ws()
         wait_until(lambda: feed.ws.state is not State.RUNNING, what="the loss seen")
         assert (feed.positions(), feed.wallet("USDT")) == (None, None)
-        assert feed.health()["fresh"] == {"positions": False, "orders": False, "balances": {"USDT": False}}
+        assert feed.health()["fresh"] == {"positions": False, "orders": False, "stops": False,
+                                          "balances": {"USDT": False}}
+        assert feed.stop_orders(None) is None
     wait_until(lambda: feed.positions() is not None and feed.wallet("USDT") is not None
-               and feed.cache.freshness()["orders"], what="fresh again")
+               and feed.cache.freshness()["orders"] and feed.stop_orders(None) is not None, what="fresh again")
     health = feed.health()
-    assert (health["reconnects"], health["seeds"]["started"] - seeds_before) == (1, 3)
+    assert (health["reconnects"], health["seeds"]["started"] - seeds_before) == (1, 4)
 
 
 def test_a_standalone_feed_has_no_private_token() -> None:
