@@ -204,6 +204,7 @@ def _live_settings(sim: Simulator, tmp_path: Path):
                          ids=["429", "5xx"])
 def test_a_passing_refusal_at_start_is_retried(tmp_path, caplog, fault) -> None:
     with Simulator(seed=5, vol_scale=3.0) as sim:
+        _without_private_feed(sim)  # its seed would read the positions first and meet the fault
         sim.fail_next("GET", "/api/v1/positions", **fault)
         sim.fail_next("GET", "/api/v1/contracts/active", **fault)
         with caplog.at_level(logging.WARNING, logger="bot"):
