@@ -34,6 +34,11 @@ POSITION_ID_BASE = 500_000_000_000_000_001
 COUNTERPARTY_ID_BASE = 900_000_000_000_000_001  # market-maker / liquidation sides of our fills
 
 
+# The fields of a mark-price position update (classic docs: "Position Change Events Caused by
+# Changes in Mark Prices").
+MARK_FIELDS = ("markPrice", "markValue", "realLeverage", "unrealisedPnl", "unrealisedRoePcnt", "unrealisedPnlPcnt",
+               "delevPercentage", "currentTimestamp", "settleCurrency")
+
 class Engine:
     """One account's orders, fills, positions and balances over a Market."""
 
@@ -55,6 +60,7 @@ class Engine:
         self._ids = itertools.count(ORDER_ID_BASE)
         self._counterparty_ids = itertools.count(COUNTERPARTY_ID_BASE)
         self._wallet_versions = itertools.count(1)
+        self._marks_pushed: dict[str, float] = {}  # symbol -> the mark of its last mark-price position push
 
     # -- lookups -------------------------------------------------------------------------------
     def next_id(self) -> str:
@@ -277,6 +283,21 @@ class Engine:
         data["changeReason"] = reason
         self.market.emit(PrivateEvent("position", symbol, "position.change", data))
         self.push_wallet(self.market.spec(symbol).settle_currency, now_ms)
+
+    def push_position_mark(self, symbol: str, now_ms: int) -> None:
+        """A mark-price position update (only the mark fields, no symbol: the per-symbol topic
+        names it), when an open position's mark moved. KuCoin documents these updates without a
+        frequency; here one follows each 1 s mark update."""
+        pos = self.positions.get(symbol)
+        if pos is None or not pos.qty:
+            return
+        mark = self.market.mark_price(symbol)
+        if self._marks_pushed.get(symbol) == mark:
+            return
+        self._marks_pushed[symbol] = mark
+        data = self.position_data(symbol, now_ms)
+        self.market.emit(PrivateEvent("position", symbol, "position.change",
+                                      {k: data[k] for k in MARK_FIELDS if k in data}))
 
     def push_wallet(self, currency: str, now_ms: int) -> None:
         s = self.summary(currency)

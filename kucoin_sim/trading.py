@@ -62,6 +62,7 @@ class Trading:
     def after_tick(self, symbol: str, now_ms: int) -> None:
         self.stops.after_tick(symbol, now_ms)  # first: a stop-loss fires before a liquidation
         self.risk.after_tick(symbol, now_ms)
+        self.engine.push_position_mark(symbol, now_ms)
 
     # -- orders --------------------------------------------------------------------------------
     def place_order(self, params: dict[str, Any], now_ms: int) -> dict[str, Any]:

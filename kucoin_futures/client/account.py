@@ -61,6 +61,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# KuCoin pushes an open position's mark fields (markPrice, unrealisedPnl) as they move, at a
+# frequency it does not document: older than this, the cached position is not served (as a ticker).
+MARK_MAX_AGE_S = 10.0
+
 PlacedHook = Callable[[Mapping[str, Any], OrderRequest, "float | None"], None]
 
 
@@ -142,13 +146,18 @@ class AccountData:
 
     # -- reads ---------------------------------------------------------------------------------
     def get_positions(self) -> list[dict[str, Any]]:
-        """ccxt's position dicts of the open positions, each with ``source``."""
+        """ccxt's position dicts of the open positions, each with ``source``. From the cache only
+        while every open position's mark fields are younger than ``MARK_MAX_AGE_S``."""
         feed = self._started_feed()
         if feed is not None:
             positions = feed.positions()
             if positions is not None:
-                return [self._position(p) for p in positions if p.qty]
-            feed.ensure_seeded()
+                held = [p for p in positions if p.qty]
+                now = feed.clock()
+                if all(now - p.received_at <= MARK_MAX_AGE_S for p in held):
+                    return [self._position(p) for p in held]
+            else:
+                feed.ensure_seeded()
         return [{**position, "source": SOURCE_REST} for position in self._orders.get_positions()]
 
     def get_balance(self, currency: str) -> dict[str, Any]:

@@ -171,6 +171,7 @@ class AccountFeed:
         self.sink = EventSink(on_event=on_event, max_queued=max_queued)
         self._rest = rest
         self._clock = clock
+        self.clock = clock  # readers age the cached positions' mark fields with it
         self._seeds = _Seeds()
         self._recent: OrderedDict[Hashable, None] = OrderedDict()  # WebSocket thread only
         self._position_topics: set[str] = set()  # a race may subscribe one twice: the engine ignores it

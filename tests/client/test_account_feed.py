@@ -204,3 +204,48 @@ def test_a_half_open_private_connection_sends_the_reads_to_rest_within_seconds(p
         health = client.health()["private_websocket"]
     assert quiet_idle is not None and quiet_idle < 4.0
     assert health["fresh"]["positions"] is False and health["quiet_s"] > 4.0 and health["reconnects"] == reconnects
+
+
+def test_cached_positions_follow_the_mark_through_its_pushes(paused_sim: Simulator) -> None:
+    with make_client(paused_sim) as client:
+        client.create_market_order(BTC, "buy", 2, leverage=3)
+        wait_until(lambda: client.get_positions()[0]["source"] == "websocket", what="served from the WebSocket")
+        mark = client.get_mark_price(BTC)["markPrice"]
+        moved = round(mark * 1.02, 1)
+        paused_sim.move_price("XBTUSDTM", moved)  # a mark-price position update follows
+        served = wait_until(lambda: next((p for p in client.get_positions() if p["markPrice"] == moved), None),
+                            what="the cached position at the new mark")
+    assert served["source"] == "websocket" and served["unrealizedPnl"] > 0
+
+
+class _AgedFeed:
+    """The private feed as AccountData reads it: fresh positions whose mark is `age_s` old."""
+
+    def __init__(self, age_s: float) -> None:
+        self.clock = lambda: 100.0
+        self.position = PositionChange(
+            symbol=BTC, reason=None, qty=2, avg_entry_price=90.0, mark_price=100.0, liquidation_price=50.0,
+            unrealised_pnl=1.0, realised_pnl=0.0, margin_mode="ISOLATED", settle_currency="USDT", ts_ms=1,
+            received_at=100.0 - age_s, source="websocket", info={"symbol": "XBTUSDTM", "currentQty": 2})
+
+    def start(self) -> None: ...
+
+    def positions(self):
+        return (self.position,)
+
+
+class _RestPositions:
+    def get_positions(self):
+        return [{"symbol": BTC, "contracts": 2.0, "markPrice": 101.0}]
+
+
+class _Parser:
+    def ccxt_parse(self, parser: str, payload: dict) -> dict:
+        return {"symbol": BTC, "contracts": 2.0, "markPrice": 100.0}
+
+
+@pytest.mark.parametrize(("age_s", "source"), [(9.0, "websocket"), (11.0, "rest")])
+def test_a_cached_position_with_an_old_mark_is_read_from_rest(age_s: float, source: str) -> None:
+    from kucoin_futures.client.account import MARK_MAX_AGE_S, AccountData
+    account = AccountData(_Parser(), _RestPositions(), _AgedFeed(age_s), start_early=False)  # type: ignore[arg-type]
+    assert MARK_MAX_AGE_S == 10.0 and [p["source"] for p in account.get_positions()] == [source]

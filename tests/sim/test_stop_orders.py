@@ -52,6 +52,8 @@ def test_long_stop_loss_waits_without_margin_then_triggers_on_the_mark_and_close
     market.pinned_marks[XBT] = 85_000.0
     trading.after_tick(XBT, T0 + 2)
     fired = private_events(market)
+    marks = [e for e in fired if e.subject == "position.change" and "changeReason" not in e.data]
+    fired = [e for e in fired if e not in marks]  # the open position's mark-price updates
 
     assert after_placing == before  # nothing frozen: same order margin and available balance
     assert {k: waiting[k] for k in ("stop", "stopPriceType", "stopTriggered", "stopPrice", "isActive",
@@ -63,6 +65,7 @@ def test_long_stop_loss_waits_without_margin_then_triggers_on_the_mark_and_close
     assert still_waiting == 1
     assert _trail(fired) == [("stopOrder", "triggered"), ("orderChange", "match"), ("orderChange", "filled")]
     assert fired[0].data["triggerSuccess"] is True
+    assert [e.data["markPrice"] for e in marks] == [85_000.1]  # while it waited; none once the stop closed it
     assert [e.data["changeReason"] for e in fired if e.subject == "position.change"] == ["positionChange"]
     order = _order(trading, ack["orderId"])
     assert {k: order[k] for k in ("id", "stopTriggered", "stop", "stopPrice", "status", "filledSize",
