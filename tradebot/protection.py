@@ -127,13 +127,14 @@ class Guard:
                 log.info("%s: resting %s %s filled too", symbol, other.kind, other.intent.client_oid)
         price = float(order.get("average") or 0)
         filled_lots = int(round(float(order.get("filled") or 0)))
-        pnl = float("nan")
+        what = "stop" if filled.kind == "stop" else "take profit"
         if holding is not None and price:
             sign = 1.0 if holding.side == "long" else -1.0
             pnl = sign * filled_lots * self._contract_size(symbol) * (price - holding.entry_price)
-        what = "stop" if filled.kind == "stop" else "take profit"
-        log.info("closed %s %s (resting %s on the exchange): %d lots at %s, gross PnL %+.2f USDT",
-                 holding.side if holding else "", symbol, what, filled_lots, price, pnl)
+            log.info("closed %s %s (resting %s on the exchange): %d lots at %s, gross PnL %+.2f USDT",
+                     holding.side, symbol, what, filled_lots, price, pnl)
+        else:  # it filled before this process held the position (e.g. while the bot was down)
+            log.info("closed %s (resting %s on the exchange): %d lots at %s", symbol, what, filled_lots, price)
         if filled.kind == "stop":  # the exit itself was announced when its fill was booked (journal listener)
             self._desk.events.emit(EventKind.STOP_TRIGGERED, f"resting {what} closed {symbol}: {filled_lots} lots at "
                                    f"{price}", symbol=symbol, reason=filled.kind, contracts=filled_lots, price=price,

@@ -37,7 +37,7 @@ from kucoin_futures.errors import (
 )
 from tradebot.journal import Journal
 from tradebot.order_desk import with_fee
-from tradebot.records import RESTING_KINDS, Intent
+from tradebot.records import ACTIVE, RESTING_KINDS, Intent
 from tradebot.risk import ProtectiveExit
 
 # The run's trade lines keep the trader's logger (operators filter on it).
@@ -208,8 +208,10 @@ class ExchangeStops:
             symbol = str(s.get("symbol"))
             if oid in kept or not self._is_ours(oid):
                 continue
+            intent = self.journal.get_intent(oid)
+            if intent is not None and intent.status not in ACTIVE:
+                continue  # ended since the listing (cancelled or filled above): nothing to cancel
             if symbol in keep:  # an extra: cancelled once the one we keep is known to rest
-                intent = self.journal.get_intent(oid)
                 ours = self._resting.get((symbol, intent.kind if intent is not None else STOP))
                 if ours is None or ours.order_id is None:
                     continue

@@ -100,13 +100,23 @@ def test_after_a_restart_a_stop_that_filled_is_booked_once_and_the_orphan_take_p
     sim.move_price(BTC_ID, mark * 0.97)  # the bot is down: the exchange's stop closes the position
     restarted = keeper(client, journal)  # a new process, the same journal
     filled = restarted.settle()
+    cancels = cancels_of(sim, journal)
     restarted.reconcile({}, keep=set())  # flat now: the take-profit is an orphan
+    cancels = cancels_of(sim, journal) - cancels
     again = restarted.settle()
     booked = [f for f in journal.fills() if f.client_oid == filled[0].intent.client_oid]
     assert ([(f.symbol, f.kind) for f in filled], again, client.get_positions(), sim.stop_orders()) == (
         [(BTC, "stop")], [], [], [])
     assert (len(booked), booked[0].side, booked[0].amount, booked[0].fee > 0) == (1, "sell", 3, True)
     assert sim.request_count("POST", "/api/v1/orders") == posts  # nothing sent twice
+    assert cancels == 1  # the orphan is cancelled once, not again from the listing read before
+
+
+def cancels_of(sim: Simulator, journal: Journal) -> int:
+    """DELETEs of the take-profit, by exchange id or by clientOid."""
+    tp = next(i for i in journal.intents() if i.kind == "take_profit")
+    return (sim.request_count("DELETE", f"/api/v1/orders/{tp.order_id}")
+            + sim.request_count("DELETE", f"/api/v1/orders/client-order/{tp.client_oid}"))
 
 
 def test_after_a_restart_a_missing_stop_is_placed_and_an_existing_one_kept(world) -> None:
