@@ -229,6 +229,8 @@ class Guard:
                 if self.stops is not None:
                     self.stops.trail(symbol, Held(holding.side, holding.contracts, exits))
             reason = check_exit(exits, last)
+            if reason is None and self.stops is not None and self.stops.stop_passed(symbol):
+                reason = "stop"  # the mark passed the stop (what the exchange's stop watches), if not the last price
             if reason is None:
                 holding.resting_due_at = None
             elif self._second_line_due(symbol, holding, reason):
@@ -391,7 +393,7 @@ class Guard:
         self._save_protection(symbol, holding)
         if self.stops is not None and exits is not None and not self.stops.protect(
                 symbol, Held(holding.side, filled, exits)):
-            log.warning("%s: the price passed its stop before it could rest; the monitor closes it", symbol)
+            log.warning("%s: the mark passed its stop before it could rest; the monitor closes it now", symbol)
         self.stats.entries += 1
         self.stats.opened.append(symbol)
         notional = filled * self._contract_size(symbol) * fill

@@ -104,10 +104,17 @@ class ExchangeStops:
         self._listed: dict[str, Mapping[str, Any]] = {}  # clientOid -> untriggered stop, as last read
         self._retired: list[tuple[str, _Resting]] = []  # replaced stops whose cancel failed: tidy() retries
         self._retired_failed = False
+        self._passed: set[str] = set()  # symbols whose stop-loss the mark had passed when it was to rest
         for intent in journal.active_intents():
             if intent.kind in RESTING_KINDS:
                 self._resting[(intent.symbol, intent.kind)] = _Resting(intent.client_oid, intent.order_id,
                                                                        _price_of(intent))
+
+    @_locked
+    def stop_passed(self, symbol: str) -> bool:
+        """True when the stop-loss could not rest because the mark price had passed it (it would
+        trigger the wrong way): the position is past its stop, and the bot must close it."""
+        return symbol in self._passed
 
     @_locked
     def has_stop(self, symbol: str) -> bool:
@@ -165,6 +172,7 @@ class ExchangeStops:
     @_locked
     def clear(self, symbol: str) -> list[StopFilled]:
         """Cancel the stops of a position that is closed; return any that filled meanwhile (booked)."""
+        self._passed.discard(symbol)
         filled = []
         for kind in RESTING_KINDS:
             resting = self._resting.pop((symbol, kind), None)
@@ -202,7 +210,7 @@ class ExchangeStops:
         filled = [f for symbol in {sym for sym, _ in self._resting} - keep for f in self.clear(symbol)]
         for symbol, position in held.items():  # first: a replacement rests before an extra goes
             if not self.protect(symbol, position):
-                log.warning("%s: the price is past its stop; the monitor closes it", symbol)
+                log.warning("%s: the mark is past its stop; the monitor closes it now", symbol)
         kept = {r.client_oid for r in self._resting.values()}
         for oid, s in self._listed.items():
             symbol = str(s.get("symbol"))
@@ -265,6 +273,8 @@ class ExchangeStops:
         except InvalidArgument as exc:
             self.journal.mark_rejected(oid, str(exc))
             log.warning("%s: %s at %s not placed: %s", symbol, kind, on_tick, exc)
+            if kind == STOP:
+                self._passed.add(symbol)
             return kind != STOP
         except KuCoinError as exc:
             self.journal.mark_rejected(oid, str(exc))
@@ -273,6 +283,8 @@ class ExchangeStops:
         order_id = None if order.get("id") is None else str(order["id"])
         self.journal.mark_placed(oid, order_id)
         self._resting[(symbol, kind)] = _Resting(oid, order_id, on_tick, self._monotonic())
+        if kind == STOP:
+            self._passed.discard(symbol)
         log.info("%s: %s resting at %s (%s %d, %s)", symbol, kind, on_tick, closing, held.contracts, oid)
         return True
 

@@ -182,6 +182,8 @@ def test_with_a_position_open_equity_follows_the_mark_not_the_last_wallet_push(p
         client.get_positions()  # the first account read starts the private feed
         wait_until(lambda: account_fresh(client), what="the account seeded")
         client.create_market_order(BTC, "buy", 5, leverage=5)
+        wait_until(lambda: client.get_positions() and client.get_positions()[0]["source"] == "websocket",
+                   what="the position's push in the cache")
         before = client.get_balance()
         mark = client.get_mark_price(BTC)["markPrice"]
         paused_sim.move_price("XBTUSDTM", round(mark * 0.95, 1))  # no wallet push follows a mark move

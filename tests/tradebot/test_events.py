@@ -102,6 +102,22 @@ def test_a_resting_take_profit_fill_is_announced_once_and_a_resting_stop_as_trig
     assert fill.ts_ms == fired["updatedAt"]  # when it fired and filled, not when it was placed
 
 
+def test_an_entry_whose_stop_the_mark_already_passed_is_closed_at_the_next_check(sim_trader) -> None:
+    """The resting stop watches the mark; when the mark is past the stop at entry, the stop cannot
+    rest (it would trigger the wrong way) and the bot closes the position itself at once, even
+    while the last price has not reached the stop."""
+    st = sim_trader
+    st.sim.pause_market()
+    last = st.client.get_ticker(BTC)["last"]
+    st.sim.move_price("XBTUSDTM", round(last * 0.9, 1), only="mark")  # the mark far below any long's stop
+    st.trader.scan()
+    holding = st.trader.holdings[BTC]
+    assert st.client.get_ticker(BTC)["last"] > holding.exits.stop_price  # the last price is not past it
+    assert [s["stop"] for s in st.sim.stop_orders()] == ["up"]  # the take-profit only
+    st.trader.monitor()
+    assert BTC not in st.trader.holdings and st.kinds()[-2:] == ["stop_triggered", "exit"]
+
+
 def test_trader_publishes_the_kill_switch_once(sim_trader) -> None:
     st = sim_trader
     now_ms = int(st.trader.wall_clock() * 1000)
