@@ -403,24 +403,6 @@ class Guard:
                  exits.stop_price if exits else float("nan"), fmt_price(exits.take_profit_price if exits else None))
 
     # -- what is held ----------------------------------------------------------------------------
-    def open_pnl(self) -> list[tuple[str, str, int, float | None]]:
-        """(symbol, side, contracts, unrealised PnL in USDT) of every open position, marked at the
-        last price (None when no price can be read, e.g. after the client closed)."""
-        with self._lock:
-            held = list(self.holdings.items())
-        result: list[tuple[str, str, int, float | None]] = []
-        for symbol, holding in held:
-            try:
-                ticker = self.client.get_ticker(symbol)
-            except KuCoinError:
-                result.append((symbol, holding.side, holding.contracts, None))
-                continue
-            last = ticker.get("last") or ticker.get("bid") or 0.0
-            sign = 1.0 if holding.side == "long" else -1.0
-            upnl = sign * holding.contracts * self._contract_size(symbol) * (last - holding.entry_price)
-            result.append((symbol, holding.side, holding.contracts, upnl))
-        return result
-
     def _save_protection(self, symbol: str, holding: Holding) -> None:
         if holding.exits is not None:
             self.journal.save_protection(

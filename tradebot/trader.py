@@ -89,6 +89,7 @@ class Trader:
         self.controls.attach(journal)
         self.loops = LoopTimes(monotonic=monotonic)
         self.tap, self.broker_tap = ReadTap(client), ReadTap(broker)
+        self._markets: Any = None  # the client's markets, kept once read (position views after a stop)
         journal.add_fill_listener(self._on_fill)
         self._desk = OrderDesk(client, broker, journal, stats=self.stats, wall_clock=wall_clock, events=self.events)
         # Stops rest on the exchange where the broker is the exchange (live, --simulate), not on paper.
@@ -136,13 +137,22 @@ class Trader:
         self._guard.resolve_orders()
 
     def open_pnl(self) -> list[tuple[str, str, int, float | None]]:
-        return self._guard.open_pnl()
+        """(symbol, side, contracts, unrealised PnL in USDT) of every open position, marked at the
+        last price the protection read: no exchange call (the summary runs during a stop, when a
+        REST read may wait out a rate-limit reset)."""
+        try:
+            views = self.position_views()
+        except KuCoinError:  # the client closed before its markets were read once
+            return [(symbol, h.side, h.contracts, None) for symbol, h in list(self.holdings.items())]
+        return [(v.symbol, v.side, v.contracts, v.unrealised_pnl_usdt) for v in views]
 
     def position_views(self) -> list[PositionView]:
         """The open positions marked at the last price the protection read (no exchange call)."""
         stops = self._guard.stops
+        if self._markets is None:
+            self._markets = self.client.markets  # loaded at start; kept for a stop after the client closed
         with self._desk.lock:
-            return position_views(self.holdings, self.tap.tickers, self.client.markets,
+            return position_views(self.holdings, self.tap.tickers, self._markets,
                                   has_resting_stop=None if stops is None else stops.has_stop)
 
     @property
@@ -280,7 +290,7 @@ class Trader:
         return False
 
     def _maybe_enter(self, symbol: str, action: Action, equity: float, free: float) -> bool:
-        ticker = self.client.get_ticker(symbol)
+        ticker = self.tap.get_ticker(symbol)  # through the tap: the scan log marks a new position at it
         age_s = None if ticker.get("timestamp") is None else max(0.0, self.wall_clock() - ticker["timestamp"] / 1000)
         if age_s is not None:
             self._scan_oldest_s = age_s if self._scan_oldest_s is None else max(self._scan_oldest_s, age_s)

@@ -136,3 +136,17 @@ def test_trader_publishes_an_error_when_a_scan_fails(sim_trader) -> None:
     assert st.kinds() == ["error"]
     assert st.events[0].details["loop"] == "scan" and st.trader.exchange_down
     assert st.trader.loops.rounds()["scan"].ok is False
+
+
+def test_the_open_pnl_of_the_summary_makes_no_exchange_call(sim_trader, monkeypatch) -> None:
+    """The summary runs during a stop, when a REST read may wait out a rate-limit reset (the soak
+    saw a SIGTERM take over 5 s that way): it marks positions at the last price already read."""
+    st = sim_trader
+    st.trader.scan()
+    st.trader.monitor()  # the protection reads the price
+
+    def no_call(*args, **kwargs):
+        raise AssertionError("an exchange call during the summary")
+    monkeypatch.setattr(st.client, "get_ticker", no_call)
+    (symbol, side, contracts, upnl), = st.trader.open_pnl()
+    assert (symbol, side, contracts > 0, upnl is not None) == (BTC, "long", True, True)
