@@ -78,6 +78,10 @@ class Guard:
         with self._lock:
             return set(self.holdings) | self._desk.blocked
 
+    def exchange_contracts(self, symbol: str) -> int:
+        """The contracts the exchange holds in ``symbol``, read now (raises ``KuCoinError``)."""
+        return sum(int(p.get("contracts") or 0) for p in self.broker.get_positions() if p.get("symbol") == symbol)
+
     def hold(self, symbol: str, holding: Holding) -> None:
         with self._lock:
             self.holdings[symbol] = holding
@@ -324,12 +328,14 @@ class Guard:
                  sign * size * (exit_price - holding.entry_price) if exit_price else float("nan"))
 
     def _forget(self, symbol: str) -> None:
+        if self.stops is not None:
+            # A resting stop of ours that filled closed it (its push may trail the positions read):
+            # booked while the holding is still there to give the exit's entry price and PnL.
+            for filled in self.stops.clear(symbol):
+                self._stop_filled(filled)
         with self._lock:
             self.holdings.pop(symbol, None)
         self.journal.delete_protection(symbol)
-        if self.stops is not None:
-            for filled in self.stops.clear(symbol):  # it closed the position: book it
-                self._stop_filled(filled)
 
     # -- orders whose outcome was not read -----------------------------------------------------
     def resolve_orders(self) -> None:

@@ -315,6 +315,17 @@ class Trader:
         with self._desk.claim(symbol) as claimed:
             if not claimed or self.controls.entries_stopped:  # a stop that came while this was sized
                 return False
+            # A second line against a double entry: the holdings may lag the exchange (a position
+            # not adopted yet), and one entry on a position already open doubles it.
+            try:
+                on_exchange = self._guard.exchange_contracts(symbol)
+            except KuCoinError as exc:
+                log.warning("no entry on %s: the exchange's positions could not be read (%s)", symbol, exc)
+                return False
+            if on_exchange:
+                log.warning("no entry on %s: the exchange holds %d lots the bot has not adopted yet",
+                            symbol, on_exchange)
+                return False
             oid = self._desk.new_oid()
             protection = protection_record(symbol, oid, planned, action.atr)
             sent = self._desk.send(oid, symbol, "buy" if long else "sell", size, kind="entry",

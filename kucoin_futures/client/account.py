@@ -56,7 +56,7 @@ from kucoin_futures.ws.stop_cache import CachedStop
 __all__ = [
     "AccountData", "AccountEvent", "FundingSettlement", "OrderChange", "OrderStatus", "OrderUpdate",
     "PositionChange", "PositionChangeReason", "StopChange", "StopOrderUpdate", "TradeType", "WalletChange",
-    "build_account_feed", "placed_hook",
+    "build_account_feed", "placed_hook", "sent_hook",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,18 @@ def build_account_feed(gateway: RestGateway, *, enabled: bool, on_event: Callabl
 def placed_hook(feed: AccountFeed | None) -> PlacedHook | None:
     """The order manager's ``on_placed``: remember what this client sent (None without a feed)."""
     return None if feed is None else partial(_note_placed, feed)
+
+
+def sent_hook(feed: AccountFeed | None) -> Callable[[OrderRequest], None] | None:
+    """The order manager's ``on_sent``: an order (not a stop) may have moved a position, and its
+    push may be lost unseen (a connection not yet found half-open), so the cached positions wait
+    for a REST read made after it (None without a feed)."""
+    return None if feed is None else partial(_note_sent, feed)
+
+
+def _note_sent(feed: AccountFeed, request: OrderRequest) -> None:
+    if request.stop is None:
+        feed.positions_written()
 
 
 def _note_placed(feed: AccountFeed, order: Mapping[str, Any], request: OrderRequest, sent_at: float | None) -> None:

@@ -175,14 +175,18 @@ class OrderManager:
         client_oid_prefix: at most 8 characters of [A-Za-z0-9_] starting generated clientOids.
         on_placed: called with each placed order's dict, its ``OrderRequest`` and its send time
             (monotonic).
+        on_sent: called with the ``OrderRequest`` once each send has ended, however it ended
+            (placed, refused, found or not by lookup): what was sent may have moved a position.
     """
 
     def __init__(self, gateway: RestGateway, *, policy: ResolvePolicy = ResolvePolicy(),
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
                  client_oid_prefix: str = "kc",
-                 on_placed: Callable[[dict[str, Any], OrderRequest, float | None], object] | None = None) -> None:
+                 on_placed: Callable[[dict[str, Any], OrderRequest, float | None], object] | None = None,
+                 on_sent: Callable[[OrderRequest], object] | None = None) -> None:
         self._gateway = gateway
         self._on_placed = on_placed  # (order dict, request, monotonic send time): the private feed's caches
+        self._on_sent = on_sent
         self._clock = clock
         self._client_oids = ClientOids(prefix=client_oid_prefix, wall_clock=wall_clock)
         self._closing = threading.Event()
@@ -254,6 +258,16 @@ class OrderManager:
     def place(self, request: OrderRequest) -> dict[str, Any]:
         """Send a checked request once (CRITICAL) and return ccxt's order dict; an ambiguous send
         is resolved by clientOid lookup (raises as ``create_market_order``)."""
+        try:
+            return self._place(request)
+        finally:
+            if self._on_sent is not None:
+                try:
+                    self._on_sent(request)
+                except Exception:  # a bug there must not change what the send returned or raised
+                    log.exception("! on_sent hook failed for client_oid=%s", request.client_oid)
+
+    def _place(self, request: OrderRequest) -> dict[str, Any]:
         cid = request.client_oid
         self._client_oids.reserve(cid)
         attempt = Attempt(request)

@@ -9,9 +9,9 @@ Freshness is connection-based, not age-based: KuCoin pushes a position or a wall
 changes, so a quiet cache is not an old one. An *epoch* counts connections: ``go_stale`` (the
 private connection is lost, or not subscribed yet) starts a new epoch at once; ``go_live`` marks
 it subscribed. A cache is fresh while its epoch is live and it was seeded from REST during it;
-positions also go out of date at a funding settlement (``outdate_positions``: KuCoin sends no
-position push for it) until a new seed. A reader that finds a cache not fresh gets None and asks
-REST.
+positions also go out of date (``outdate_positions``) until a new seed at a funding settlement
+(KuCoin sends no position push for it) and after each order this client sends (its push may be
+lost unseen: read-your-writes). A reader that finds a cache not fresh gets None and asks REST.
 
 Seeds race the pushes: the REST read was sent after the subscription, so a *full* push received
 in the same epoch (and generation) is at least as new as the read, or a later push follows; it
@@ -178,7 +178,7 @@ class AccountCache:
             return self._epoch, self._positions_gen
 
     def outdate_positions(self) -> None:
-        """A funding settlement changed the positions without a push: stale until the next seed."""
+        """The positions may have changed without a push (funding, an order of ours): stale until a seed."""
         with self._lock:
             self._positions_gen += 1
 

@@ -232,6 +232,13 @@ class AccountFeed:
             if epoch is not None:
                 self._seed_wallet(currency, epoch, retry=False)
 
+    def positions_written(self) -> None:
+        """This client sent an order that may have moved a position: its push may be lost unseen
+        (half-open for up to ``MAX_QUIET_S``), so REST serves until a seed read after it is in."""
+        self.cache.outdate_positions()
+        if self.cache.live_epoch() is not None and self.is_running():
+            self._seed_positions(retry=False)
+
     def ensure_seeded(self) -> None:
         """A reader missed: re-seed what is not fresh while subscribed (at most every 5 s)."""
         epoch = self.cache.live_epoch()

@@ -76,6 +76,7 @@ def test_positions_balance_and_orders_from_the_websocket_equal_rest(paused_sim: 
                                  "its push")
         wait_until(lambda: any(isinstance(e, WalletChange) for e in events.called[events.called.index(opened):]),
                    what="the margin it holds pushed")  # the simulator pushes the wallet after the order
+        wait_until(lambda: account_fresh(client), what="the positions re-read after the orders")
         served = {"positions": client.get_positions(), "balance": client.get_balance(),
                   "market": client.get_order(market["id"]),
                   "by_cid": client.get_order(client_oid=resting["clientOrderId"])}
@@ -206,6 +207,25 @@ def test_a_half_open_private_connection_sends_the_reads_to_rest_within_seconds(p
         health = client.health()["private_websocket"]
     assert quiet_idle is not None and quiet_idle < 4.0
     assert health["fresh"]["positions"] is False and health["quiet_s"] > 4.0 and health["reconnects"] == reconnects
+
+
+def test_a_read_after_an_own_order_reflects_it_though_its_push_is_lost(paused_sim: Simulator) -> None:
+    """Read-your-writes. The connection goes half-open just before an order fills: the fill's push
+    never comes, and the connection still passes for alive (under 4 s quiet). The positions read
+    right after the order must show it (REST, then the cache re-seeded over REST), never the stale
+    flat position a bot would enter again on."""
+    with make_client(paused_sim) as client:
+        client.get_positions()  # the first account read starts the private feed
+        wait_until(lambda: account_fresh(client), what="the account seeded")
+        paused_sim.half_open()  # silent from now on: no push, no pong
+        client.create_market_order(BTC, "buy", 3, leverage=3)
+        right_after = client.get_positions()
+        reseeded = wait_until(lambda: next((p for p in client.get_positions() if p["source"] == "websocket"), None),
+                              what="the cache re-seeded over REST")
+        health = client.health()["private_websocket"]
+    assert [(p["contracts"], p["source"]) for p in right_after] == [(3.0, "rest")]
+    assert reseeded["contracts"] == 3.0
+    assert health["quiet_s"] < 4.0 and health["state"] == "RUNNING"  # not the quiet bound: the order's fence
 
 
 def test_cached_positions_follow_the_mark_through_its_pushes(paused_sim: Simulator) -> None:

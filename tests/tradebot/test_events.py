@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_until
 from tests.tradebot.ops.simbot import BTC, start_sim_trader
 from tradebot.events import Event, EventBus, EventKind, RecentEvents
 from tradebot.risk import RiskState, utc_day
@@ -93,8 +94,12 @@ def test_a_resting_take_profit_fill_is_announced_once_and_a_resting_stop_as_trig
     assert sorted(s["stop"] for s in st.sim.stop_orders()) == ["down", "up"]
     take_profit = st.trader.holdings[BTC].exits.take_profit_price
     st.sim.move_price("XBTUSDTM", take_profit * 1.01)  # through the take-profit, on the exchange
-    st.trader.sync_positions()
-    assert BTC not in st.trader.holdings and st.sim.stop_orders() == []
+
+    def synced() -> bool:  # a sync may read the pushes' caches a moment before they arrive
+        st.trader.sync_positions()
+        return BTC not in st.trader.holdings
+    wait_until(synced, what="the position closed by the take-profit")
+    assert st.sim.stop_orders() == []
     assert st.kinds() == ["entry", "exit"]  # one exit: the fill's (with PnL), nothing twice
     assert st.events[-1].details["reason"].startswith("take_profit") and st.events[-1].details["pnl_usdt"] > 0
     fill = st.journal.fills()[-1]

@@ -97,6 +97,22 @@ def test_scan_enters_once_and_journals_before_sending(env) -> None:
     journal.close()
 
 
+def test_no_entry_on_a_position_the_exchange_holds_but_the_bot_has_not_adopted(env, caplog) -> None:
+    """A second line against a double entry: the holdings lag the exchange (here: a position the
+    bot's sync has not seen yet), and the entry is refused on the exchange's word."""
+    sim, settings, client = env
+    trader, journal = _trader(client, settings)
+    client.create_market_order(BTC, "buy", 2, client_oid="elsewhere-1")  # not through the bot
+    before = len(sim.orders())
+    with caplog.at_level("WARNING", logger="tradebot.trader"):
+        trader.scan()
+    assert len(sim.orders()) == before and journal.intents() == [] and BTC not in trader.holdings
+    assert "the exchange holds 2 lots the bot has not adopted yet" in caplog.text
+    trader.sync_positions()  # adopted at the next sync, and protected
+    assert trader.holdings[BTC].contracts == 2
+    journal.close()
+
+
 def test_kill_switch_blocks_new_entries(env) -> None:
     sim, settings, client = env
     trader, journal = _trader(client, settings)
