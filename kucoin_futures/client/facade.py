@@ -46,13 +46,7 @@ from kucoin_futures.errors import (
     RateLimited,
     TransportError,
 )
-from kucoin_futures.client.account import (
-    AccountData,
-    AccountEvent,
-    build_account_feed,
-    placed_hook,
-    sent_hook,
-)
+from kucoin_futures.client.account import AccountData, AccountEvent, build_account_feed, placed_hook, sent_hook
 from kucoin_futures.client.health import health_report
 from kucoin_futures.client.history import fetch_candle_history, fetch_funding_history
 from kucoin_futures.client.market import PREFETCH_TIMEOUT_S, MarketData
@@ -140,8 +134,7 @@ class KuCoinClient:
             self._gateway, enabled=enable_websocket and api_key is not None, on_event=on_account_event,
             max_queued=account_queue_size, transport=ws_transport, clock=clock, wall_clock=wall_clock)
         self._orders = orders if orders is not None else OrderManager(
-            self._gateway, clock=clock, wall_clock=wall_clock, on_placed=placed_hook(feed),
-            on_sent=sent_hook(feed))
+            self._gateway, clock=clock, wall_clock=wall_clock, on_placed=placed_hook(feed), on_sent=sent_hook(feed))
         self._account = AccountData(self._gateway, self._orders, feed, start_early=on_account_event is not None)
         self._ws: KuCoinWebSocket | None = None
         if enable_websocket:
