@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 from .appkeys import SIM
@@ -329,9 +330,10 @@ class Simulator:
             return n
         return self.call(act)
 
-    def half_open(self) -> int:
-        """Make every open connection half-open: kept open, nothing sent, pings unanswered."""
-        return self.call(self.hub.half_open_all)
+    def half_open(self, *, private_only: bool = False) -> int:
+        """Make every open connection (or every private one) half-open: kept open, nothing sent,
+        pings unanswered; return how many."""
+        return self.call(partial(self.hub.half_open_all, private_only=private_only))
 
     def send_malformed(self) -> int:
         def act() -> int:

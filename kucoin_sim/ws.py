@@ -220,10 +220,11 @@ class WsHub:
                 dropped += 1
         return dropped
 
-    def half_open_all(self) -> int:
-        for conn in self.conns:
+    def half_open_all(self, *, private_only: bool = False) -> int:
+        chosen = [conn for conn in self.conns if conn.private or not private_only]
+        for conn in chosen:
             conn.zombie = True
-        return len(self.conns)
+        return len(chosen)
 
     def send_malformed(self) -> int:
         return sum(conn.write(ws_frame(MALFORMED)) for conn in tuple(self.conns))

@@ -25,8 +25,9 @@ STALE_ROW_GRACE_S = 25.0  # a row for a flat symbol goes within this (the bot re
 STOP_GRACE_S = 5.0  # the price may sit beyond the stop this long before the bot must have exited
 QUIET_LIMIT_S = 30.0  # a running bot scans at least this often (fault windows not counted)
 SIGTERM_LIMIT_S = 5.0
-# An exit that found nothing this soon after a resting stop closed the position raced it: the
-# bot's second line waits 2 s, and may decide on private-feed caches up to 4 s quiet (their bound).
+# An exit that found nothing this soon after a resting stop closed the position raced it. The
+# second line re-reads REST; a strategy or owner exit decides on holdings that may lag the stop's
+# fill by the private feed's quiet bound (4 s) and the reconnect's re-read.
 STOP_RACE_S = 6.0
 # memory and threads: judged on runs with this many seconds of samples, after a warm-up; the
 # second half may exceed the first half's peak by at most the slack (RSS: ratio and MB; threads)

@@ -208,8 +208,9 @@ class PaperBroker:
             self._persist()
         return {"info": {"paper": True}, "symbol": symbol, "leverage": int(leverage)}
 
-    def get_positions(self, symbols: list[str] | None = None) -> list[dict[str, Any]]:
-        """Return ccxt-unified position dicts of the open positions, marked at the mid price."""
+    def get_positions(self, symbols: list[str] | None = None, *, force_rest: bool = False) -> list[dict[str, Any]]:
+        """Return ccxt-unified position dicts of the open positions, marked at the mid price
+        (``force_rest``: as KuCoinClient's; the paper book is always exact)."""
         with self._lock:
             holdings = {s: h for s, h in self._holdings.items() if symbols is None or s in symbols}
         now_ms = self._clock_ms()

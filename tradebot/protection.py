@@ -87,12 +87,14 @@ class Guard:
             self.holdings[symbol] = holding
 
     # -- the exchange's positions ----------------------------------------------------------------
-    def sync_positions(self) -> None:
+    def sync_positions(self, *, force_rest: bool = False) -> None:
         """Make the holdings what the exchange holds: adopt positions we do not know (with their
         journaled exits, else exits from the current ATR), drop those that are gone. Symbols with
-        an order in flight or an intent not yet final are left alone until it is resolved."""
-        settled = self.stops.settle() if self.stops is not None else []  # before the positions
-        current = {p["symbol"]: p for p in self.broker.get_positions() if p.get("contracts")}
+        an order in flight or an intent not yet final are left alone until it is resolved.
+        ``force_rest``: read over REST, not the private feed's caches (a push may be in flight)."""
+        settled = self.stops.settle(force_rest=force_rest) if self.stops is not None else []  # before the positions
+        read = self.broker.get_positions(force_rest=True) if force_rest else self.broker.get_positions()
+        current = {p["symbol"]: p for p in read if p.get("contracts")}
         self._desk.refresh_unresolved()
         for filled in settled:
             self._stop_filled(filled)
@@ -273,7 +275,7 @@ class Guard:
         if now < holding.resting_due_at:
             return False
         holding.resting_due_at = None
-        self.sync_positions()  # books the exchange's exit if its stop fired
+        self.sync_positions(force_rest=True)  # books the exchange's exit if its stop fired
         with self._lock:
             still = self.holdings.get(symbol) is holding
         if still:

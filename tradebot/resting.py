@@ -184,10 +184,12 @@ class ExchangeStops:
 
     # -- matching the exchange ---------------------------------------------------------------------
     @_locked
-    def settle(self) -> list[StopFilled]:
-        """Read the exchange's untriggered stops; look up ours that left the list and book those
-        that filled (each once). Call before reading positions, then ``reconcile``."""
-        self._listed = {str(s.get("clientOrderId")): s for s in self.client.get_stop_orders()}
+    def settle(self, *, force_rest: bool = False) -> list[StopFilled]:
+        """Read the exchange's untriggered stops (over REST with ``force_rest``); look up ours that
+        left the list and book those that filled (each once). Call before reading positions, then
+        ``reconcile``."""
+        listed = self.client.get_stop_orders(force_rest=True) if force_rest else self.client.get_stop_orders()
+        self._listed = {str(s.get("clientOrderId")): s for s in listed}
         filled = []
         for (symbol, kind), resting in list(self._resting.items()):
             listed = self._listed.get(resting.client_oid)

@@ -30,6 +30,7 @@ from kucoin_futures.orders.rules import (
     OrderRequest,
     check_client_oid,
     check_currency,
+    check_flag,
     check_order_id,
 )
 from kucoin_futures.protocol.account import parse_rest_order, placed_stop_object
@@ -157,10 +158,11 @@ class AccountData:
         return feed
 
     # -- reads ---------------------------------------------------------------------------------
-    def get_positions(self) -> list[dict[str, Any]]:
+    def get_positions(self, *, force_rest: bool = False) -> list[dict[str, Any]]:
         """ccxt's position dicts of the open positions, each with ``source``. From the cache only
-        while every open position's mark fields are younger than ``MARK_MAX_AGE_S``."""
-        feed = self._started_feed()
+        while every open position's mark fields are younger than ``MARK_MAX_AGE_S`` (never with
+        ``force_rest``)."""
+        feed = self._started_feed() if not check_flag("force_rest", force_rest) else None
         if feed is not None:
             positions = feed.positions()
             if positions is not None:
@@ -214,14 +216,14 @@ class AccountData:
                 log.debug("! order %s not cached: %s", order.get("id"), exc)
         return {**order, "source": SOURCE_REST}
 
-    def get_stop_orders(self, symbol: str | None,
-                        read_rest: Callable[[str | None], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    def get_stop_orders(self, symbol: str | None, read_rest: Callable[[str | None], list[dict[str, Any]]], *,
+                        force_rest: bool = False) -> list[dict[str, Any]]:
         """ccxt's order dicts of the untriggered stops (of ``symbol``, or all), each with ``source``,
         in ccxt's order (oldest first; within a millisecond, newest first); ``read_rest`` lists
-        them over REST."""
+        them over REST (always with ``force_rest``)."""
         if symbol is not None:
             self._gateway.market(symbol)
-        feed = self._started_feed()
+        feed = self._started_feed() if not check_flag("force_rest", force_rest) else None
         if feed is not None:
             stops = feed.stop_orders(symbol)
             if stops is not None:

@@ -350,9 +350,10 @@ class KuCoinClient:
         self._ensure_started()
         return self._account.get_balance(currency)
 
-    def get_positions(self) -> list[dict[str, Any]]:
+    def get_positions(self, *, force_rest: bool = False) -> list[dict[str, Any]]:
+        """The open positions (ccxt dicts, `source`); `force_rest`: REST whatever the cache."""
         self._ensure_started()
-        return self._account.get_positions()
+        return self._account.get_positions(force_rest=force_rest)
 
     def account_events(self, timeout_s: float = 0.0) -> list[AccountEvent]:
         """Drain the account events queued by the private feed (OrderUpdate, StopOrderUpdate,
@@ -392,11 +393,11 @@ class KuCoinClient:
                                              limit_price=limit_price, client_oid=client_oid,
                                              expect_direction=expect_direction)
 
-    def get_stop_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        """Return the untriggered stops (of `symbol`, or all) as ccxt order dicts, oldest first,
-        each with `source`: "websocket" (the private feed's cache, when fresh) or "rest"."""
+    def get_stop_orders(self, symbol: str | None = None, *, force_rest: bool = False) -> list[dict[str, Any]]:
+        """Return the untriggered stops (of `symbol`, or all) as ccxt order dicts, oldest first, each
+        with `source`: "websocket" (the private feed's cache, when fresh; not with `force_rest`) or "rest"."""
         self._ensure_started()
-        return self._account.get_stop_orders(symbol, self._stops.get_stop_orders)
+        return self._account.get_stop_orders(symbol, self._stops.get_stop_orders, force_rest=force_rest)
 
     def cancel_stop_order(self, order_id: str | None = None, *, client_oid: str | None = None,
                           symbol: str | None = None) -> dict[str, Any]:
@@ -432,9 +433,8 @@ class KuCoinClient:
     def health(self) -> dict[str, Any]:
         """WebSocket state, data ages, reconnects, rate-limit budget left, queue depth per priority.
 
-        Returns a plain dict: ``started``, ``closed``, ``source_counts``, ``rate_limit`` (pool ->
-        limit, remaining, reset_in_s), ``queue_depths`` (priority name -> queued calls),
-        ``in_flight``, and ``websocket``: ``enabled`` and, when enabled, ``state``, ``healthy``,
+        Returns a plain dict: ``started``, ``closed``, ``source_counts``, ``rate_limit`` (pool -> limit,
+        remaining, reset_in_s), ``queue_depths`` (priority name -> queued calls), ``in_flight``, ``websocket``: ``enabled`` and, when enabled, ``state``, ``healthy``,
         ``connections``, ``reconnects``, ``connect_failures``, ``messages``, ``malformed``, ``resyncs`` and
         ``data_ages_s`` (topic -> seconds since its newest message, None before the first);
         ``private_websocket``: the account feed's state, ``fresh`` caches, seeds and ``events``.

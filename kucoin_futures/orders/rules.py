@@ -35,7 +35,7 @@ from kucoin_futures.protocol.wire import CLIENT_OID_RE
 __all__ = [
     "KUCOIN_TIMESTAMP_WINDOW_S", "STOP_PRICE_TYPES", "OrderRequest", "OrderType", "ResolvePolicy", "StopSpec",
     "Verdict", "Wait", "build_order_request", "build_stop_request", "check_client_oid", "check_currency",
-    "check_leverage", "check_margin_mode", "check_order_id", "format_client_oid", "opposite_side", "resolve_step",
+    "check_flag", "check_leverage", "check_margin_mode", "check_order_id", "format_client_oid", "opposite_side", "resolve_step",
     "stop_direction",
 ]
 
@@ -138,7 +138,8 @@ def _on_grid(number: Decimal, step: Decimal) -> bool:
         return False
 
 
-def _check_bool(name: str, value: Any) -> bool:
+def check_flag(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool (not 1, not "yes"), else ``InvalidArgument``."""
     if not isinstance(value, bool):
         raise InvalidArgument(f"{name}={value!r}: must be True or False")
     return value
@@ -283,7 +284,7 @@ def build_stop_request(
     if not isinstance(price_type, str) or price_type not in STOP_PRICE_TYPES:
         raise InvalidArgument(f"price_type={price_type!r}: one of {', '.join(map(repr, STOP_PRICE_TYPES))}")
     stop = check_price(market, stop_price)
-    close = _check_bool("close_order", close_order)
+    close = check_flag("close_order", close_order)
     order = build_order_request(
         market, side=side, order_type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
         amount=amount, price=limit_price, reduce_only=reduce_only, margin_mode=margin_mode, client_oid=client_oid)
@@ -319,8 +320,8 @@ def build_order_request(
         amount=check_amount(market, amount),
         price=checked_price,
         leverage=check_leverage(market, leverage),
-        post_only=_check_bool("post_only", post_only),
-        reduce_only=_check_bool("reduce_only", reduce_only),
+        post_only=check_flag("post_only", post_only),
+        reduce_only=check_flag("reduce_only", reduce_only),
         margin_mode=check_margin_mode(margin_mode),
         client_oid=check_client_oid(client_oid),
     )

@@ -309,8 +309,9 @@ SPECS.update({
          "price_type": ("mark", "last", "index"), "reduce_only": (True,), "close_order": (False, True),
          "limit_price": (None, 999.0), "client_oid": (None,), "expect_direction": (None, "down")},
         lambda c, a: _stop_ok(c, a)),
-    "get_stop_orders": Spec({"symbol": (None, BTC)},
-                            lambda c, a: a["symbol"] is None or _market(c.markets, a["symbol"]) is not None),
+    "get_stop_orders": Spec({"symbol": (None, BTC), "force_rest": (False, True)},
+                            lambda c, a: (a["symbol"] is None or _market(c.markets, a["symbol"]) is not None)
+                            and type(a["force_rest"]) is bool),
     "cancel_stop_order": Spec({"order_id": (None, "5bd6e9286d99522a52e458de"), "client_oid": (None, "fuzz-stop-1"),
                                "symbol": (None, BTC)}, lambda c, a: _cancel_stop_ok(c, a)),
     "cancel_stop_orders": Spec({"symbol": (BTC, ETH)}, lambda c, a: _market(c.markets, a["symbol"]) is not None),
@@ -327,13 +328,14 @@ SPECS.update({
     "fetch_funding_rate_history": Spec(
         {"symbol": (BTC,), "since_ms": (0,), "until_ms": (86_400_000,)},
         lambda c, a: _perpetual(c.markets, a["symbol"]) and _range_ok(a)),
+    "get_positions": Spec({"force_rest": (False, True)}, lambda c, a: type(a["force_rest"]) is bool),
     "account_events": Spec({"timeout_s": (0, 0.0, 0.01)},
                            lambda c, a: _real_in(a["timeout_s"], 0, math.inf) and a["timeout_s"] != math.inf),
 })
 
 
 # Members without arguments to fuzz: each is exercised once (test_members_without_arguments).
-WITHOUT_ARGUMENTS = frozenset({"start", "close", "health", "get_positions", "markets", "websocket",
+WITHOUT_ARGUMENTS = frozenset({"start", "close", "health", "markets", "websocket",
                                "source_counts", "check_credentials"})
 CONSTRUCTOR = Spec(
     {"api_key": (None, "key"), "api_secret": (None, "secret"), "api_passphrase": (None, "pass"),

@@ -43,7 +43,9 @@ def test_stops_from_the_cache_equal_rest_and_follow_our_place_cancel_and_trigger
         stop = client.create_stop_order(BTC, "sell", 2, round(mark * 0.97, 1), client_oid="sc-stop")
         take = client.create_stop_order(BTC, "sell", 2, round(mark * 1.05, 1), client_oid="sc-take")
         served, rest = client.get_stop_orders(BTC), rest_only.get_stop_orders(BTC)  # at once: no push awaited
+        forced = client.get_stop_orders(BTC, force_rest=True)
         assert [s["source"] for s in served] == ["websocket", "websocket"]
+        assert [s["source"] for s in forced] == ["rest", "rest"] and listing(forced) == listing(served)
         assert [comparable(s) for s in served] == [comparable(s) for s in rest]
         assert listing(served) == listing(rest) and {s["clientOrderId"] for s in served} == {"sc-stop", "sc-take"}
         client.cancel_stop_order(client_oid="sc-take", symbol=BTC)
@@ -53,7 +55,7 @@ def test_stops_from_the_cache_equal_rest_and_follow_our_place_cancel_and_trigger
         reads_after = sim.request_count(*STOP_LIST)
         triggered = client.get_order(stop["id"], BTC)
     assert [(s["id"], s["source"]) for s in after_cancel] == [(stop["id"], "websocket")]
-    assert reads_after == reads_before + 1  # rest_only's listing: every one of the client's came from the cache
+    assert reads_after == reads_before + 2  # rest_only's and the forced one: the client's others came from the cache
     assert (take["clientOrderId"], triggered["status"], triggered["filled"]) == ("sc-take", "closed", 2.0)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import FakeClock, wait_until
 from tests.tradebot.ops.simbot import BTC, start_sim_trader
 from tradebot.events import Event, EventBus, EventKind, RecentEvents
 from tradebot.risk import RiskState, utc_day
@@ -121,6 +121,32 @@ def test_an_entry_whose_stop_the_mark_already_passed_is_closed_at_the_next_check
     assert [s["stop"] for s in st.sim.stop_orders()] == ["up"]  # the take-profit only
     st.trader.monitor()
     assert BTC not in st.trader.holdings and st.kinds()[-2:] == ["stop_triggered", "exit"]
+
+
+def test_the_second_line_reads_the_exchange_not_a_cache_a_lost_push_left_behind(tmp_path) -> None:
+    """The resting stop fires while the private connection is half-open: its pushes are lost and
+    the connection is not yet found quiet. When the bot's second line is due (2 s after the price
+    passed the stop), it re-reads positions and stops over REST: it books the exchange's exit and
+    sends no exit of its own (an empty reduce-only exit, at best)."""
+    clock = FakeClock()
+    for st in start_sim_trader(tmp_path, monotonic=clock):
+        st.sim.pause_market()
+        st.trader.scan()
+        st.trader.monitor()  # the entry's stop-loss and take-profit rest on the exchange
+        wait_until(lambda: st.client.health()["private_websocket"]["fresh"]["positions"], what="positions cached")
+        holding = st.trader.holdings[BTC]
+        st.sim.half_open(private_only=True)
+        st.sim.move_price("XBTUSDTM", round(holding.exits.stop_price * 0.99, 1))  # the stop fires on the exchange
+        st.trader.monitor()  # the price is past the stop: the resting stop is given its time
+        clock.advance(2.5)
+        st.trader.monitor()  # the second line is due
+        quiet_s = st.client.health()["private_websocket"]["quiet_s"]
+        exits_sent = [i for i in st.journal.intents() if i.kind == "exit"]
+        fired = [f for f in st.journal.fills() if f.client_oid != holding.entry_oid]
+        assert (BTC in st.trader.holdings, exits_sent) == (False, [])
+        assert len(fired) == 1 and st.sim.positions() == []
+        assert sorted(st.kinds()[-2:]) == ["exit", "stop_triggered"]  # the fill booked, then its stop named
+        assert quiet_s is not None and quiet_s < 4.0  # the cache still passed for fresh: the REST read decided
 
 
 def test_trader_publishes_the_kill_switch_once(sim_trader) -> None:

@@ -146,8 +146,8 @@ class ReadTap:
         self.tickers[symbol] = ticker
         return ticker
 
-    def get_positions(self) -> Any:
-        positions = self._target.get_positions()
+    def get_positions(self, **kwargs: Any) -> Any:
+        positions = self._target.get_positions(**kwargs)
         self.positions = list(positions)
         return positions
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 from pathlib import Path
 
 import bot
@@ -29,8 +30,8 @@ class SimTrader:
         return [e.kind.value for e in self.events]
 
 
-def start_sim_trader(tmp_path: Path):
-    """Yield a SimTrader (a context manager body for the fixture)."""
+def start_sim_trader(tmp_path: Path, **trader_kwargs: Any):
+    """Yield a SimTrader (a context manager body for the fixture); ``trader_kwargs`` go to Trader."""
     with Simulator(seed=9) as sim:
         settings = bot.simulated_settings(load_settings({"STRATEGY": "tests.tradebot.test_trader:always_long",
                                                          "SYMBOLS": BTC}, dotenv_path=None), sim)
@@ -38,5 +39,5 @@ def start_sim_trader(tmp_path: Path):
         with KuCoinClient.from_settings(settings) as client, Journal(settings.journal_path) as journal:
             bus, events = EventBus(), []
             bus.subscribe(events.append)
-            trader = Trader(client, client, journal, settings, universe=[BTC], events=bus)
+            trader = Trader(client, client, journal, settings, universe=[BTC], events=bus, **trader_kwargs)
             yield SimTrader(sim, settings, client, journal, trader, bus, events)
