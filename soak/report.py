@@ -100,10 +100,11 @@ def _fml(values: Sequence[int], unit: int) -> str:
 
 def _invariants(results: Sequence[CheckResult]) -> list[str]:
     lines = ["invariants"]
+    width = max((len(r.name) for r in results), default=0) + 2
     for r in results:
         status = f"{r.status.value}" + (f" ({len(r.violations)})" if r.violations else "")
         note = f"  [{r.note}]" if r.note else ""
-        lines.append(f"  {r.name:<42}{status}{note}")
+        lines.append(f"  {r.name:<{width}}{status}{note}")
     return lines
 
 
