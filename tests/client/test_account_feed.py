@@ -209,15 +209,20 @@ def test_a_half_open_private_connection_sends_the_reads_to_rest_within_seconds(p
     assert health["fresh"]["positions"] is False and health["quiet_s"] > 4.0 and health["reconnects"] == reconnects
 
 
-def test_a_read_after_an_own_order_reflects_it_though_its_push_is_lost(paused_sim: Simulator) -> None:
+@pytest.mark.parametrize("answer_lost", [False, True])
+def test_a_read_after_an_own_order_reflects_it_though_its_push_is_lost(paused_sim: Simulator,
+                                                                       answer_lost: bool) -> None:
     """Read-your-writes. The connection goes half-open just before an order fills: the fill's push
     never comes, and the connection still passes for alive (under 4 s quiet). The positions read
     right after the order must show it (REST, then the cache re-seeded over REST), never the stale
-    flat position a bot would enter again on."""
+    flat position a bot would enter again on; also when the order's answer was lost and the order
+    was found by its clientOid."""
     with make_client(paused_sim) as client:
         client.get_positions()  # the first account read starts the private feed
         wait_until(lambda: account_fresh(client), what="the account seeded")
         paused_sim.half_open()  # silent from now on: no push, no pong
+        if answer_lost:
+            paused_sim.lose_response("POST", "/api/v1/orders", mode="reset")
         client.create_market_order(BTC, "buy", 3, leverage=3)
         right_after = client.get_positions()
         reseeded = wait_until(lambda: next((p for p in client.get_positions() if p["source"] == "websocket"), None),
