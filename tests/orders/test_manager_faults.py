@@ -37,6 +37,9 @@ QUICK_POLICY = ResolvePolicy(in_flight_s=0.4 * SCALE, first_wait_s=0.05, max_wai
 @pytest.fixture(scope="module")
 def shared_sim():
     with Simulator(seed=7) as simulator:
+        # The simulator's first answers are its slowest (under CI load a first markets load
+        # outlasted the tests' 300 ms timeout once): pay for them with a generous timeout.
+        start_gateway(simulator, timeout_ms=10_000).close()
         yield simulator
 
 
