@@ -82,6 +82,22 @@ class Guard:
         """The contracts the exchange holds in ``symbol``, read now (raises ``KuCoinError``)."""
         return sum(int(p.get("contracts") or 0) for p in self.broker.get_positions() if p.get("symbol") == symbol)
 
+    def confirm_held(self, symbol: str) -> bool:
+        """Before an exit that is not protection (a strategy's): False when the exchange holds no
+        position in ``symbol`` (a resting stop closed it and the holdings lag until the next
+        sync: the exit would be empty); the next protection tick re-reads the exchange. A read
+        that fails says True: the exit is reduce-only."""
+        try:
+            if self.exchange_contracts(symbol):
+                return True
+        except KuCoinError as exc:
+            log.debug("%s: positions not read before an exit (%s); sending it", symbol, exc)
+            return True
+        log.info("%s: exit not sent: the exchange holds no position (a resting stop closed it?); re-reading "
+                 "the exchange", symbol)
+        self._next_sync = 0.0
+        return False
+
     def hold(self, symbol: str, holding: Holding) -> None:
         with self._lock:
             self.holdings[symbol] = holding

@@ -283,7 +283,8 @@ class Trader:
         position = Position(holding.side, holding.contracts, holding.entry_price) if holding else Position()
         action = self.strategy(closed, position, self.params)
         if action.kind is ActionKind.EXIT and holding is not None:
-            self.exit(symbol, f"strategy: {action.reason}")
+            if self._guard.confirm_held(symbol):
+                self.exit(symbol, f"strategy: {action.reason}")
         elif action.is_entry:
             self._scan_signals += 1
             return self._maybe_enter(symbol, action, equity, free)

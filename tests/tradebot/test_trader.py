@@ -29,6 +29,13 @@ def always_long(candles, position, params) -> Action:
                   stop_price=price * 0.99, take_profit_price=price * 1.02)
 
 
+def long_then_exit(candles, position, params) -> Action:
+    """A test strategy: enter long when flat, exit when held."""
+    if position.side is not None:
+        return Action(ActionKind.EXIT, "test exit")
+    return always_long(candles, position, params)
+
+
 @pytest.fixture
 def env(tmp_path: Path):
     with Simulator(seed=9) as sim:
@@ -110,6 +117,26 @@ def test_no_entry_on_a_position_the_exchange_holds_but_the_bot_has_not_adopted(e
     assert "the exchange holds 2 lots the bot has not adopted yet" in caplog.text
     trader.sync_positions()  # adopted at the next sync, and protected
     assert trader.holdings[BTC].contracts == 2
+    journal.close()
+
+
+def test_a_strategy_exit_is_not_sent_for_a_position_the_exchange_already_closed(env, caplog) -> None:
+    """The holdings lag the exchange until the next sync (here: the position closed behind the
+    bot's back, as a resting stop does while the private feed is down): a strategy's exit would
+    be an empty reduce-only order. It is not sent, and the next sync is due at once."""
+    sim, settings, client = env
+    settings = dataclasses.replace(settings, strategy="tests.tradebot.test_trader:long_then_exit")
+    trader, journal = _trader(client, settings)
+    trader.scan()  # enters
+    assert BTC in trader.holdings
+    client.close_position(BTC)  # not through the bot
+    before = len(sim.orders())
+    with caplog.at_level("INFO", logger="tradebot.trader"):
+        trader.scan()  # the strategy says exit
+    assert len(sim.orders()) == before and [i for i in journal.intents() if i.kind == "exit"] == []
+    assert "exit not sent: the exchange holds no position" in caplog.text
+    trader.sync_positions()
+    assert BTC not in trader.holdings
     journal.close()
 
 
