@@ -144,8 +144,8 @@ class KuCoinClient:
         self.futures_url = futures_url
         self._lock = threading.Lock()  # lifecycle
         self._start_lock = threading.Lock()  # one start at a time
-        # Held through a whole close: a second close() (the bot's stop watcher and its exit) returns
-        # only once the first has joined every thread. Reentrant for a close() from a callback.
+        # Held through a whole close: a second close() (the bot's stop watcher and its exit) returns only
+        # once the first has joined every thread; reentrant for a close() from a callback.
         self._close_lock = threading.RLock()
         self._started = False
         self._closed = False
@@ -184,8 +184,8 @@ class KuCoinClient:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> KuCoinClient:
         """Load the markets and start the WebSocket thread (done lazily by the first call)."""
-        # Starts are serialised by their own lock, not the lifecycle one: close() must not wait
-        # for a start queued behind a rate-limit reset; it fails that start with ClientClosed.
+        # Starts have their own lock, not the lifecycle one: close() must not wait for a start queued
+        # behind a rate-limit reset; it fails that start with ClientClosed.
         with self._start_lock:
             with self._lock:
                 if self._closed:
@@ -434,10 +434,10 @@ class KuCoinClient:
         """WebSocket state, data ages, reconnects, rate-limit budget left, queue depth per priority.
 
         Returns a plain dict: ``started``, ``closed``, ``source_counts``, ``rate_limit`` (pool -> limit,
-        remaining, reset_in_s), ``queue_depths`` (priority name -> queued calls), ``in_flight``, ``websocket``: ``enabled`` and, when enabled, ``state``, ``healthy``,
-        ``connections``, ``reconnects``, ``connect_failures``, ``messages``, ``malformed``, ``resyncs`` and
-        ``data_ages_s`` (topic -> seconds since its newest message, None before the first);
-        ``private_websocket``: the account feed's state, ``fresh`` caches, seeds and ``events``.
+        remaining, reset_in_s), ``queue_depths`` (priority name -> queued calls), ``in_flight``,
+        ``websocket`` (``enabled``; when enabled ``state``, ``healthy``, ``connections``, ``reconnects``,
+        ``connect_failures``, ``messages``, ``malformed``, ``resyncs``, ``data_ages_s``: topic -> seconds since
+        its newest message, None before the first) and ``private_websocket`` (state, ``fresh``, seeds, ``events``).
         """
         return health_report(started=self._started, closed=self._closed, source_counts=self.source_counts,
                              gateway=self._gateway, ws=self._ws, account=self._account.health())

@@ -35,8 +35,8 @@ from kucoin_futures.protocol.wire import CLIENT_OID_RE
 __all__ = [
     "KUCOIN_TIMESTAMP_WINDOW_S", "STOP_PRICE_TYPES", "OrderRequest", "OrderType", "ResolvePolicy", "StopSpec",
     "Verdict", "Wait", "build_order_request", "build_stop_request", "check_client_oid", "check_currency",
-    "check_flag", "check_leverage", "check_margin_mode", "check_order_id", "format_client_oid", "opposite_side", "resolve_step",
-    "stop_direction",
+    "check_flag", "check_leverage", "check_margin_mode", "check_order_id", "format_client_oid", "opposite_side",
+    "resolve_step", "stop_direction",
 ]
 
 KUCOIN_TIMESTAMP_WINDOW_S = 5.0  # 400002 beyond this skew between KC-API-TIMESTAMP and the server
