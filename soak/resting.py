@@ -8,6 +8,10 @@ sample that shows it open without one is a violation at once, bot up or down: th
 the exchange, a trailing move places the new one before it cancels the old, and a restart never
 removes it. Trailing must not pile stops up either: at most MAX_STOPS_PER_POSITION each, in two
 samples running (a replacement has its new stop placed for an instant before the old one goes).
+
+A position whose size changed between two samples is a new one (the bot only opens from flat and
+closes whole): its flat moment fell between the samples (say, a stop filled during a restart and
+the restarted bot entered again), so it owes its own first stop.
 """
 from __future__ import annotations
 
@@ -42,6 +46,10 @@ def check_resting_stops(samples: Sequence[Sample], rest_windows: Sequence[tuple[
         dt = 0.0 if previous is None else s.t - previous.t
         for symbol in set(owed) | covered | set(s.positions):
             qty = s.positions.get(symbol, 0)
+            if previous is not None and qty and previous.positions.get(symbol, 0) not in (0, qty):
+                covered.discard(symbol)  # a new position: flat between the samples
+                owed[symbol] = 0.0
+                reported = {r for r in reported if r[0] != symbol}
             if not qty:
                 owed.pop(symbol, None)
                 covered.discard(symbol)

@@ -42,6 +42,15 @@ def test_bot_down_time_and_rest_fault_windows_are_not_counted_before_the_first_s
     assert check_resting_stops(samples, [(11.5, 13.5)]).violations == ()
 
 
+def test_a_new_position_whose_flat_moment_fell_between_samples_owes_its_own_first_stop():
+    """A stop closed +3 and the bot entered +2 between two samples (the soak's 30-minute run:
+    during a restart): the +2 is a new position, not the +3 that lost its stop."""
+    sl_two = RestingStop("sell", "down", 95.0, 2, True, False)
+    in_time = check_resting_stops([sample(0, 3, SL_LONG), sample(1, 2), sample(2, 2, sl_two)], [])
+    late = check_resting_stops([sample(0, 3, SL_LONG), *(sample(t, 2) for t in range(1, 6))], [])
+    assert (in_time.violations, kinds(late)) == ((), ["+2 open 4.0s of bot time without a resting stop"])
+
+
 def test_a_stop_gone_while_the_position_stays_is_a_violation_at_once_even_with_the_bot_down():
     result = check_resting_stops([sample(0, 3, SL_LONG), sample(1, 3, up=False), sample(2, 3, SL_LONG)], [])
     assert kinds(result) == ["+3 open and its resting stop is gone (bot down)"]
